@@ -1,0 +1,131 @@
+import fastifyCookie from '@fastify/cookie'
+import fastifyJwt, { type FastifyJWTOptions, type TokenOrHeader } from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { JwtConfig } from '../config.js'
+import { ServiceError, isServiceError } from '../errors.js'
+import type { SessionClaims } from './identity.js'
+import { JwksKeyStore } from './jwks-key-store.js'
+
+/** Where the session JWT came from: cookie-borne sessions get an origin check (CSRF). */
+export type SessionSource = 'header' | 'cookie'
+
+export interface VerifiedSession {
+  claims: SessionClaims
+  source: SessionSource
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    verifySession: (request: FastifyRequest) => Promise<VerifiedSession>
+  }
+  interface FastifyRequest {
+    sessionToken: string | null
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: SessionClaims
+    user: SessionClaims
+  }
+}
+
+/** Session JWTs are small; anything bigger is refused before any parsing work. */
+export const MAX_SESSION_TOKEN_BYTES = 8192
+/** Verified tokens remembered by fast-jwt, so RS/ES signatures are checked once per token, not per request. */
+const VERIFIED_TOKEN_CACHE_SIZE = 20_000
+
+const bearerPattern = /^Bearer[ \t]+(\S*)[ \t]*$/i
+
+export interface SessionPluginOptions {
+  jwt: JwtConfig
+}
+
+async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOptions): Promise<void> {
+  const cookieName = jwt.cookieName
+  if (cookieName !== undefined) await fastify.register(fastifyCookie)
+
+  const secret = keyOption(jwt)
+  const options: FastifyJWTOptions = {
+    secret,
+    verify: {
+      algorithms: jwt.algorithms,
+      clockTolerance: jwt.clockToleranceS * 1000,
+      // A session JWT without exp would be valid for ever: refuse it.
+      requiredClaims: ['exp'],
+      ...(jwt.issuers.length > 0 ? { allowedIss: jwt.issuers } : {}),
+      ...(jwt.audiences.length > 0 ? { allowedAud: jwt.audiences } : {}),
+      ...(jwt.key.kind === 'secret' ? {} : { cache: VERIFIED_TOKEN_CACHE_SIZE }),
+      // The token was already found (and size-checked) by findSessionToken.
+      extractToken: (request: FastifyRequest) => request.sessionToken ?? undefined
+    },
+    // The JWKS key callback needs the header (kid, alg), so decode the complete token there.
+    decode: { complete: jwt.key.kind === 'jwks' }
+  }
+  await fastify.register(fastifyJwt, options)
+  fastify.decorateRequest('sessionToken', null)
+
+  fastify.decorate('verifySession', async function verifySession (request: FastifyRequest): Promise<VerifiedSession> {
+    const found = findSessionToken(request, cookieName)
+    request.sessionToken = found.token
+    try {
+      const claims = await request.jwtVerify<SessionClaims>()
+      return { claims, source: found.source }
+    } catch (error) {
+      throw translateJwtError(error)
+    }
+  })
+}
+
+function keyOption (jwt: JwtConfig): FastifyJWTOptions['secret'] {
+  switch (jwt.key.kind) {
+    case 'secret':
+      return jwt.key.secret
+    case 'public-key':
+      return { public: jwt.key.pem }
+    case 'jwks': {
+      const store = new JwksKeyStore({ url: jwt.key.url, cooldownMs: jwt.key.cooldownS * 1000 })
+      return {
+        public: async (_request: FastifyRequest, token: TokenOrHeader) => {
+          const header = 'header' in token ? token.header : token
+          return store.keyFor(header.kid, header.alg)
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The Authorization header wins over the cookie: a caller that sends both chose the header explicitly.
+ */
+function findSessionToken (request: FastifyRequest, cookieName: string | undefined): { token: string; source: SessionSource } {
+  const match = bearerPattern.exec(request.headers.authorization ?? '')
+  if (match?.[1] !== undefined && match[1] !== '') return { token: checkSize(match[1]), source: 'header' }
+  if (cookieName !== undefined) {
+    const cookie = request.cookies[cookieName]
+    if (cookie !== undefined && cookie !== '') return { token: checkSize(cookie), source: 'cookie' }
+  }
+  throw new ServiceError('missing_token', 'No session token was sent')
+}
+
+function checkSize (token: string): string {
+  if (token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
+  return token
+}
+
+const expiredCodes = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED', 'FAST_JWT_INACTIVE'])
+const missingCodes = new Set(['FST_JWT_NO_AUTHORIZATION_IN_HEADER', 'FST_JWT_NO_AUTHORIZATION_IN_COOKIE', 'FST_JWT_BAD_REQUEST', 'FST_JWT_BAD_COOKIE_REQUEST'])
+
+/** Library errors become contract codes here, where the library is called. */
+function translateJwtError (error: unknown): ServiceError {
+  if (isServiceError(error)) return error
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && expiredCodes.has(code)) {
+    return new ServiceError('token_expired', code === 'FAST_JWT_INACTIVE' ? 'The session token is not valid yet' : 'The session token has expired')
+  }
+  if (typeof code === 'string' && missingCodes.has(code)) return new ServiceError('missing_token', 'No session token was sent')
+  return new ServiceError('invalid_token', 'The session token is invalid')
+}
+
+export const sessionAuth = fp(sessionPlugin, { name: 'session-auth', fastify: '5.x' })

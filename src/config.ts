@@ -1,0 +1,401 @@
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+
+/**
+ * The service's whole configuration, read from environment variables once at start-up.
+ * `loadConfig` is pure apart from reading the `_FILE` secrets through the injected `readFile`; it
+ * collects every problem and throws one ConfigError that lists them all.
+ */
+
+export type JwtAlgorithm =
+  | 'HS256' | 'HS384' | 'HS512'
+  | 'RS256' | 'RS384' | 'RS512'
+  | 'PS256' | 'PS384' | 'PS512'
+  | 'ES256' | 'ES384' | 'ES512'
+  | 'EdDSA'
+
+export type JwtKeySource =
+  | { kind: 'secret'; secret: string }
+  | { kind: 'public-key'; pem: string }
+  | { kind: 'jwks'; url: string; cooldownS: number }
+
+export interface JwtConfig {
+  key: JwtKeySource
+  algorithms: JwtAlgorithm[]
+  issuers: string[]
+  audiences: string[]
+  clockToleranceS: number
+  cookieName: string | undefined
+}
+
+export interface IdentityConfig {
+  emailClaim: string
+  firstNameClaim: string
+  lastNameClaim: string
+  requireEmailVerified: boolean
+}
+
+export interface UserLookupConfig {
+  urlTemplate: string
+  authorization: string | undefined
+  timeoutMs: number
+}
+
+export interface RateBudget {
+  max: number
+  windowMs: number
+}
+
+export interface HubSpotConfig {
+  accessToken: string
+  baseUrl: string
+  apiVersion: string
+  timeoutMs: number
+  maxRetries: number
+  rateLimit: RateBudget
+  rateLimitReplicas: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  metricsPort: number
+  logLevel: LogLevel
+  trustProxy: boolean | number | string[]
+  hubspot: HubSpotConfig
+  jwt: JwtConfig
+  identity: IdentityConfig
+  userLookup: UserLookupConfig | undefined
+  corsOrigins: string[]
+  tokenCache: { ttlS: number; maxEntries: number }
+  redisUrl: string | undefined
+  callerRateLimit: { max: number; windowS: number }
+  shutdownDrainMs: number
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof logLevels[number]
+
+const hmacAlgorithms: JwtAlgorithm[] = ['HS256', 'HS384', 'HS512']
+const rsaAlgorithms: JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
+const pssAlgorithms: JwtAlgorithm[] = ['PS256', 'PS384', 'PS512']
+const asymmetricAlgorithms: JwtAlgorithm[] = [...rsaAlgorithms, 'ES256', 'ES384', 'ES512', 'EdDSA']
+const ecAlgorithmByCurve: Record<string, JwtAlgorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' }
+
+/** HubSpot identification tokens live 12 h; caching one longer than 11 h 55 min would hand out dead tokens. */
+export const MAX_TOKEN_CACHE_TTL_S = 42_900
+
+export class ConfigError extends Error {
+  readonly problems: string[]
+
+  constructor (problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map(p => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export interface LoadConfigOptions {
+  readFile?: (path: string) => string
+}
+
+export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
+  const problems: string[] = []
+  const read = new EnvReader(env, problems)
+
+  const config: Config = {
+    port: read.integer('PORT', 3000, 0, 65535),
+    host: read.text('HOST', '0.0.0.0'),
+    metricsPort: read.integer('METRICS_PORT', 9464, 0, 65535),
+    logLevel: read.oneOf('LOG_LEVEL', logLevels, 'info'),
+    trustProxy: readTrustProxy(read),
+    hubspot: {
+      accessToken: readSecret(read, 'HUBSPOT_ACCESS_TOKEN', readFile, true) ?? '',
+      baseUrl: read.url('HUBSPOT_BASE_URL', 'https://api.hubapi.com', ['http:', 'https:']),
+      apiVersion: read.matching('HUBSPOT_API_VERSION', 'v3', /^(v3|\d{4}-(0[1-9]|1[0-2]))$/, '"v3" or a date version such as "2026-03"'),
+      timeoutMs: read.integer('HUBSPOT_TIMEOUT_MS', 5000, 100, 120_000),
+      maxRetries: read.integer('HUBSPOT_MAX_RETRIES', 2, 0, 10),
+      rateLimit: readBudget(read, 'HUBSPOT_RATE_LIMIT', '100/10s'),
+      rateLimitReplicas: read.integer('HUBSPOT_RATE_LIMIT_REPLICAS', 1, 1, 10_000)
+    },
+    jwt: readJwt(read, readFile),
+    identity: {
+      emailClaim: read.text('EMAIL_CLAIM', 'email'),
+      firstNameClaim: read.text('FIRST_NAME_CLAIM', 'given_name'),
+      lastNameClaim: read.text('LAST_NAME_CLAIM', 'family_name'),
+      requireEmailVerified: read.boolean('REQUIRE_EMAIL_VERIFIED', false)
+    },
+    userLookup: readUserLookup(read),
+    corsOrigins: readCorsOrigins(read),
+    tokenCache: {
+      ttlS: read.integer('TOKEN_CACHE_TTL_S', 21_600, 1, MAX_TOKEN_CACHE_TTL_S),
+      maxEntries: read.integer('TOKEN_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000)
+    },
+    redisUrl: read.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
+    callerRateLimit: {
+      max: read.integer('RATE_LIMIT_MAX', 30, 1, 1_000_000),
+      windowS: read.integer('RATE_LIMIT_WINDOW_S', 60, 1, 86_400)
+    },
+    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 5000, 0, 600_000)
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+/** Reads and checks one variable at a time, noting each problem instead of stopping at the first. */
+class EnvReader {
+  constructor (private readonly env: Env, private readonly problems: string[]) {}
+
+  raw (name: string): string | undefined {
+    const value = this.env[name]
+    if (value === undefined) return undefined
+    const trimmed = value.trim()
+    return trimmed === '' ? undefined : trimmed
+  }
+
+  problem (name: string, why: string): void {
+    this.problems.push(`${name}: ${why}`)
+  }
+
+  text (name: string, fallback: string): string {
+    return this.raw(name) ?? fallback
+  }
+
+  integer (name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name)
+    if (value === undefined) return fallback
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problem(name, `must be a whole number from ${min} to ${max}, got "${value}"`)
+      return fallback
+    }
+    return Number(value)
+  }
+
+  boolean (name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase()
+    if (value === undefined) return fallback
+    if (value === 'true' || value === '1') return true
+    if (value === 'false' || value === '0') return false
+    this.problem(name, `must be "true" or "false", got "${value}"`)
+    return fallback
+  }
+
+  oneOf<T extends string> (name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name)
+    if (value === undefined) return fallback
+    const match = allowed.find(candidate => candidate === value.toLowerCase())
+    if (match === undefined) {
+      this.problem(name, `must be one of ${allowed.join(', ')}, got "${value}"`)
+      return fallback
+    }
+    return match
+  }
+
+  matching (name: string, fallback: string, pattern: RegExp, expected: string): string {
+    const value = this.raw(name)
+    if (value === undefined) return fallback
+    if (!pattern.test(value)) {
+      this.problem(name, `must be ${expected}, got "${value}"`)
+      return fallback
+    }
+    return value
+  }
+
+  url (name: string, fallback: string, protocols: string[]): string {
+    return this.optionalUrl(name, protocols) ?? fallback
+  }
+
+  optionalUrl (name: string, protocols: string[]): string | undefined {
+    const value = this.raw(name)
+    if (value === undefined) return undefined
+    const parsed = URL.canParse(value) ? new URL(value) : undefined
+    if (parsed === undefined || !protocols.includes(parsed.protocol)) {
+      // The value may embed a password (redis://:secret@host): never echo it.
+      this.problem(name, `must be a URL starting with ${protocols.map(p => `${p}//`).join(' or ')}`)
+      return undefined
+    }
+    return value.replace(/\/+$/, '')
+  }
+
+  list (name: string): string[] {
+    return (this.raw(name) ?? '').split(',').map(item => item.trim()).filter(item => item !== '')
+  }
+}
+
+function readSecret (read: EnvReader, name: string, readFile: (path: string) => string, required: boolean): string | undefined {
+  const fileName = `${name}_FILE`
+  const path = read.raw(fileName)
+  let value: string | undefined
+  if (path !== undefined) {
+    try {
+      value = readFile(path).trim()
+    } catch (error) {
+      read.problem(fileName, `cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      return undefined
+    }
+    if (value === '') {
+      read.problem(fileName, `"${path}" is empty`)
+      return undefined
+    }
+  } else {
+    value = read.raw(name)
+  }
+  if (value === undefined) {
+    if (required) read.problem(name, `is required (or set ${fileName})`)
+    return undefined
+  }
+  return value
+}
+
+function readTrustProxy (read: EnvReader): boolean | number | string[] {
+  const value = read.raw('TRUST_PROXY')
+  if (value === undefined || value.toLowerCase() === 'false') return false
+  if (value.toLowerCase() === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  const entries = read.list('TRUST_PROXY')
+  const bad = entries.filter(entry => !isAddressOrCidr(entry))
+  if (bad.length > 0) {
+    read.problem('TRUST_PROXY', `must be true, false, a hop count or a comma list of IP addresses or CIDRs; not valid: ${bad.join(', ')}`)
+    return false
+  }
+  return entries
+}
+
+function isAddressOrCidr (entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  return /^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
+}
+
+const durationUnitsMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
+
+function readBudget (read: EnvReader, name: string, fallback: string): RateBudget {
+  const value = read.raw(name) ?? fallback
+  const match = /^(\d+)\s*\/\s*(\d*)\s*(ms|s|m)$/.exec(value)
+  const max = Number(match?.[1])
+  const windowMs = Number(match?.[2] === '' ? 1 : match?.[2]) * (durationUnitsMs[match?.[3] ?? ''] ?? NaN)
+  if (match === null || !(max >= 1) || !(windowMs >= 1)) {
+    read.problem(name, `must look like "100/10s" (calls per window; units ms, s, m), got "${value}"`)
+    return { max: 100, windowMs: 10_000 }
+  }
+  return { max, windowMs }
+}
+
+function readJwt (read: EnvReader, readFile: (path: string) => string): JwtConfig {
+  const secret = read.raw('JWT_SECRET')
+  const pemGiven = read.raw('JWT_PUBLIC_KEY') !== undefined || read.raw('JWT_PUBLIC_KEY_FILE') !== undefined
+  const jwksUrl = read.optionalUrl('JWT_JWKS_URL', ['http:', 'https:'])
+  const jwksGiven = read.raw('JWT_JWKS_URL') !== undefined
+  const given = [secret !== undefined, pemGiven, jwksGiven].filter(Boolean).length
+
+  let key: JwtKeySource = { kind: 'secret', secret: '' }
+  let allowed: JwtAlgorithm[] = hmacAlgorithms
+  if (given !== 1) {
+    read.problem('JWT_SECRET', `exactly one of JWT_SECRET, JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE), JWT_JWKS_URL must be set (${given} are)`)
+  } else if (secret !== undefined) {
+    key = { kind: 'secret', secret }
+  } else if (pemGiven) {
+    // Env files often carry a PEM on one line with literal "\n" escapes.
+    const pem = readSecret(read, 'JWT_PUBLIC_KEY', readFile, true)?.replace(/\\n/g, '\n')
+    if (pem !== undefined) {
+      const parsed = parsePublicKey(pem)
+      if (typeof parsed === 'string') {
+        read.problem(read.raw('JWT_PUBLIC_KEY_FILE') === undefined ? 'JWT_PUBLIC_KEY' : 'JWT_PUBLIC_KEY_FILE', parsed)
+      } else {
+        key = { kind: 'public-key', pem }
+        allowed = algorithmsForKey(parsed)
+      }
+    }
+  } else if (jwksUrl !== undefined) {
+    key = { kind: 'jwks', url: jwksUrl, cooldownS: read.integer('JWT_JWKS_COOLDOWN_S', 30, 0, 86_400) }
+    allowed = asymmetricAlgorithms
+  }
+
+  return {
+    key,
+    algorithms: readAlgorithms(read, allowed),
+    issuers: read.list('JWT_ISSUER'),
+    audiences: read.list('JWT_AUDIENCE'),
+    clockToleranceS: read.integer('JWT_CLOCK_TOLERANCE_S', 5, 0, 600),
+    cookieName: readCookieName(read)
+  }
+}
+
+function parsePublicKey (pem: string): KeyObject | string {
+  if (/PRIVATE KEY/.test(pem)) return 'holds a private key; give the public key only'
+  try {
+    return createPublicKey(pem)
+  } catch {
+    return 'is not a PEM public key'
+  }
+}
+
+function algorithmsForKey (key: KeyObject): JwtAlgorithm[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa': return rsaAlgorithms
+    case 'rsa-pss': return pssAlgorithms
+    case 'ec': {
+      const algorithm = ecAlgorithmByCurve[key.asymmetricKeyDetails?.namedCurve ?? '']
+      return algorithm === undefined ? [] : [algorithm]
+    }
+    case 'ed25519':
+    case 'ed448':
+      return ['EdDSA']
+    default:
+      return []
+  }
+}
+
+function readAlgorithms (read: EnvReader, allowed: JwtAlgorithm[]): JwtAlgorithm[] {
+  const requested = read.list('JWT_ALGORITHMS')
+  if (allowed.length === 0) {
+    read.problem('JWT_PUBLIC_KEY', 'has a key type that cannot verify JWTs (use RSA, EC P-256/384/521 or Ed25519/Ed448)')
+    return []
+  }
+  if (requested.length === 0) return allowed
+  const refused = requested.filter(name => !allowed.some(candidate => candidate === name))
+  if (refused.length > 0) {
+    const none = refused.some(name => name.toLowerCase() === 'none')
+    read.problem('JWT_ALGORITHMS', `${none ? '"none" is never allowed; ' : ''}allowed for this key: ${allowed.join(', ')}; not allowed: ${refused.join(', ')}`)
+    return allowed
+  }
+  return allowed.filter(candidate => requested.includes(candidate))
+}
+
+function readCookieName (read: EnvReader): string | undefined {
+  const value = read.raw('JWT_COOKIE')
+  if (value !== undefined && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) {
+    read.problem('JWT_COOKIE', `must be a valid cookie name, got "${value}"`)
+    return undefined
+  }
+  return value
+}
+
+function readUserLookup (read: EnvReader): UserLookupConfig | undefined {
+  const urlTemplate = read.raw('USER_LOOKUP_URL')
+  const timeoutMs = read.integer('USER_LOOKUP_TIMEOUT_MS', 3000, 100, 60_000)
+  if (urlTemplate === undefined) return undefined
+  const sample = urlTemplate.replaceAll('{sub}', 'sample')
+  if (!urlTemplate.includes('{sub}') || !URL.canParse(sample) || !['http:', 'https:'].includes(new URL(sample).protocol)) {
+    read.problem('USER_LOOKUP_URL', 'must be an http(s) URL template containing {sub}')
+    return undefined
+  }
+  return { urlTemplate, authorization: read.raw('USER_LOOKUP_AUTH'), timeoutMs }
+}
+
+function readCorsOrigins (read: EnvReader): string[] {
+  const origins = read.list('CORS_ORIGINS')
+  const bad = origins.filter(origin => !URL.canParse(origin) || new URL(origin).origin !== origin)
+  if (bad.length > 0) {
+    read.problem('CORS_ORIGINS', `must be a comma list of exact origins such as https://app.example.com (no path, no trailing slash, no "*"); not valid: ${bad.join(', ')}`)
+    return []
+  }
+  return origins
+}

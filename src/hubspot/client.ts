@@ -1,0 +1,177 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Pool } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
+import type { HubSpotConfig } from '../config.js'
+import type { Identity } from '../auth/identity.js'
+import { type Clock, type Deadline, systemClock } from '../deadline.js'
+import { ServiceError } from '../errors.js'
+import { type AttemptOutcome, createRetryPolicy } from './retry-policy.js'
+import {
+  BodyTooLargeError, errorSummary, msUntilNextUtcMidnight, parseJsonObject, rateLimitWaitMs, readBodyText,
+  retryAfterMs, tokenFromBody
+} from './upstream-response.js'
+
+/** A token HubSpot issued, with the moment it did (its 12 h life counts from then). */
+export interface MintedToken {
+  token: string
+  issuedAt: number
+}
+
+export interface HubSpotClient {
+  createVisitorToken: (identity: Identity, deadline: Deadline, log: FastifyBaseLogger) => Promise<MintedToken>
+  close: () => Promise<void>
+}
+
+export interface HubSpotClientOptions {
+  clock?: Clock
+  random?: () => number
+  /** Called once per attempt, for metrics. */
+  onAttempt?: (outcome: AttemptReport) => void
+}
+
+export interface AttemptReport {
+  status: number | undefined
+  outcome: 'ok' | 'rejected' | 'rate_limited' | 'server_error' | 'connection_error' | 'timeout' | 'invalid_response'
+  durationMs: number
+}
+
+export function tokenPath (baseUrl: string, apiVersion: string): string {
+  const prefix = new URL(baseUrl).pathname.replace(/\/+$/, '')
+  return apiVersion === 'v3'
+    ? `${prefix}/conversations/v3/visitor-identification/tokens/create`
+    : `${prefix}/visitor-identification/${apiVersion}/tokens/create`
+}
+
+const DEFAULT_RETRY_AFTER_MS = 1000
+
+/**
+ * Calls HubSpot's token-create endpoint on one keep-alive pool. Every outcome leaves as a ServiceError
+ * with a contract code: callers never see an undici error.
+ */
+export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClientOptions = {}): HubSpotClient {
+  const clock = options.clock ?? systemClock
+  const decide = createRetryPolicy({ maxRetries: config.maxRetries, random: options.random })
+  const pool = new Pool(new URL(config.baseUrl).origin, {
+    connections: 128,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: Math.min(config.timeoutMs, 10_000) }
+  })
+  const path = tokenPath(config.baseUrl, config.apiVersion)
+  const headers = {
+    authorization: `Bearer ${config.accessToken}`,
+    'content-type': 'application/json',
+    accept: 'application/json'
+  }
+  // The date versions' specs list hsCustomerAgentContext as required; an empty map is the safe value.
+  const extraBody = config.apiVersion === 'v3' ? {} : { hsCustomerAgentContext: {} }
+
+  async function attempt (body: string, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken | AttemptOutcome> {
+    const startedAt = clock.now()
+    const report = (outcome: AttemptReport['outcome'], status?: number): void => {
+      options.onAttempt?.({ status, outcome, durationMs: clock.now() - startedAt })
+    }
+    let response
+    try {
+      response = await pool.request({ path, method: 'POST', headers, body, signal: deadline.signal })
+    } catch (error) {
+      if (deadline.signal.aborted) {
+        report('timeout')
+        throw new ServiceError('upstream_timeout', 'HubSpot did not answer in time')
+      }
+      report('connection_error')
+      log.warn({ err: { code: (error as { code?: string }).code, message: (error as Error).message } }, 'hubspot connection failed')
+      return { kind: 'connection-error' }
+    }
+
+    const status = response.statusCode
+    let text: string
+    try {
+      text = await readBodyText(response.body)
+    } catch (error) {
+      if (deadline.signal.aborted) {
+        report('timeout', status)
+        throw new ServiceError('upstream_timeout', 'HubSpot did not finish answering in time')
+      }
+      if (error instanceof BodyTooLargeError) {
+        report('invalid_response', status)
+        throw new ServiceError('upstream_rejected', 'HubSpot sent an answer larger than allowed')
+      }
+      report('connection_error', status)
+      return { kind: 'connection-error' }
+    }
+    const json = parseJsonObject(text)
+    const summary = errorSummary(json)
+
+    if (status === 200 || status === 201) {
+      const token = tokenFromBody(json)
+      if (token === undefined) {
+        report('invalid_response', status)
+        throw new ServiceError('upstream_rejected', 'HubSpot sent an answer without a usable token')
+      }
+      report('ok', status)
+      return { token, issuedAt: clock.now() }
+    }
+
+    log.warn({ hubspot: { status, ...summary } }, 'hubspot answered with an error')
+    if (status === 429) {
+      report('rate_limited', status)
+      const daily = summary.policyName === 'DAILY'
+      return {
+        kind: 'rate-limited',
+        policy: daily ? 'daily' : 'rolling',
+        waitHintMs: daily ? retryAfterMs(response.headers, clock.now()) ?? msUntilNextUtcMidnight(clock.now()) : rateLimitWaitMs(response.headers, clock.now())
+      }
+    }
+    if (status >= 500 && status <= 599) {
+      report('server_error', status)
+      return { kind: 'server-error', status, waitHintMs: retryAfterMs(response.headers, clock.now()) }
+    }
+    report('rejected', status)
+    throw new ServiceError('upstream_rejected', rejectionDetail(status, summary.category))
+  }
+
+  async function createVisitorToken (identity: Identity, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken> {
+    const body = JSON.stringify({ ...identity, ...extraBody })
+    for (let retriesDone = 0; ; retriesDone++) {
+      const attemptStartedAt = clock.now()
+      const result = await attempt(body, deadline, log)
+      if (!('kind' in result)) return result
+      const decision = decide(result, retriesDone, deadline.remainingMs(), clock.now() - attemptStartedAt)
+      if (!decision.retry) {
+        throw new ServiceError('upstream_unavailable', unavailableDetail(result), { retryAfterS: (decision.waitMs || DEFAULT_RETRY_AFTER_MS) / 1000 })
+      }
+      try {
+        await sleep(decision.waitMs, undefined, { signal: deadline.signal })
+      } catch {
+        throw new ServiceError('upstream_timeout', 'HubSpot did not answer in time')
+      }
+    }
+  }
+
+  return {
+    createVisitorToken,
+    close: () => pool.close()
+  }
+}
+
+function rejectionDetail (status: number, category: string | undefined): string {
+  const reason = status === 401
+    ? 'refused the access token'
+    : status === 403
+      ? 'refused the access token\'s scopes or the account\'s subscription tier'
+      : status === 400
+        ? 'refused the request as invalid'
+        : `answered with status ${status}`
+  return `HubSpot ${reason}${category === undefined ? '' : ` (${category})`}`
+}
+
+function unavailableDetail (outcome: AttemptOutcome): string {
+  switch (outcome.kind) {
+    case 'rate-limited':
+      return outcome.policy === 'daily' ? 'HubSpot\'s daily API limit is used up' : 'HubSpot\'s rate limit is reached'
+    case 'server-error':
+      return `HubSpot keeps failing (status ${outcome.status})`
+    case 'connection-error':
+      return 'HubSpot cannot be reached'
+  }
+}

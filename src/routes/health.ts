@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify'
+
+/** What readiness depends on. Shutdown flips `draining`; later checks (Redis) report here too. */
+export interface Lifecycle {
+  draining: boolean
+}
+
+export type CheckStatus = 'ok' | 'degraded' | 'failing'
+export type ReadinessCheck = () => CheckStatus
+
+export interface HealthRouteOptions {
+  lifecycle: Lifecycle
+  checks: Record<string, ReadinessCheck>
+}
+
+export async function healthRoutes (app: FastifyInstance, { lifecycle, checks }: HealthRouteOptions): Promise<void> {
+  app.get('/healthz', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return { status: 'ok' }
+  })
+
+  app.get('/readyz', async (_request, reply) => {
+    const results: Record<string, CheckStatus> = { shutdown: lifecycle.draining ? 'failing' : 'ok' }
+    for (const [name, check] of Object.entries(checks)) results[name] = check()
+    // Only draining makes a replica unready: a degraded dependency is served around, and taking every
+    // replica out of the load balancer at once would turn a partial outage into a full one.
+    const ready = !lifecycle.draining
+    const status = ready ? (Object.values(results).every(result => result === 'ok') ? 'ready' : 'degraded') : 'draining'
+    reply.code(ready ? 200 : 503).header('cache-control', 'no-store')
+    return { status, checks: results }
+  })
+}

@@ -1,0 +1,145 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { ConfigError, type Env, loadConfig } from '../src/config.js'
+
+const minimal: Env = { HUBSPOT_ACCESS_TOKEN: 'pat-test', JWT_SECRET: 'secret' }
+
+function problemsOf (env: Env, readFile?: (path: string) => string): string[] {
+  try {
+    loadConfig(env, readFile === undefined ? {} : { readFile })
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}
+
+t.test('defaults follow the contract', async t => {
+  const config = loadConfig(minimal)
+  t.equal(config.port, 3000)
+  t.equal(config.host, '0.0.0.0')
+  t.equal(config.metricsPort, 9464)
+  t.equal(config.logLevel, 'info')
+  t.equal(config.trustProxy, false)
+  t.equal(config.hubspot.baseUrl, 'https://api.hubapi.com')
+  t.equal(config.hubspot.apiVersion, 'v3')
+  t.equal(config.hubspot.timeoutMs, 5000)
+  t.equal(config.hubspot.maxRetries, 2)
+  t.same(config.hubspot.rateLimit, { max: 100, windowMs: 10_000 })
+  t.same(config.jwt.algorithms, ['HS256', 'HS384', 'HS512'])
+  t.equal(config.jwt.clockToleranceS, 5)
+  t.equal(config.jwt.cookieName, undefined)
+  t.same(config.identity, { emailClaim: 'email', firstNameClaim: 'given_name', lastNameClaim: 'family_name', requireEmailVerified: false })
+  t.equal(config.tokenCache.ttlS, 21_600)
+  t.equal(config.tokenCache.maxEntries, 100_000)
+  t.same(config.callerRateLimit, { max: 30, windowS: 60 })
+  t.equal(config.shutdownDrainMs, 5000)
+})
+
+t.test('every problem is reported at once, each naming its variable', async t => {
+  const problems = problemsOf({
+    PORT: 'eighty',
+    LOG_LEVEL: 'loud',
+    HUBSPOT_API_VERSION: 'v4',
+    HUBSPOT_TIMEOUT_MS: '10',
+    HUBSPOT_RATE_LIMIT: 'lots',
+    TOKEN_CACHE_TTL_S: '50000',
+    CORS_ORIGINS: 'https://ok.example.com,https://bad.example.com/path,*',
+    REDIS_URL: 'http://redis:6379',
+    TRUST_PROXY: '10.0.0.0/33'
+  })
+  const names = problems.map(problem => problem.split(':')[0])
+  t.same(names.sort(), ['CORS_ORIGINS', 'HUBSPOT_ACCESS_TOKEN', 'HUBSPOT_API_VERSION', 'HUBSPOT_RATE_LIMIT', 'HUBSPOT_TIMEOUT_MS', 'JWT_SECRET', 'LOG_LEVEL', 'PORT', 'REDIS_URL', 'TOKEN_CACHE_TTL_S', 'TRUST_PROXY'].sort())
+  const error = (() => { try { loadConfig({ PORT: 'x' }) } catch (e) { return e as Error } })()
+  t.match(error?.message, /Invalid configuration \(3 problems\):\n {2}- PORT/)
+})
+
+t.test('secrets never appear in a configuration message', async t => {
+  const problems = problemsOf({ HUBSPOT_ACCESS_TOKEN: 'pat-secret-value', JWT_SECRET: 'jwt-secret-value', JWT_JWKS_URL: 'https://x', REDIS_URL: 'ftp://:redis-password@host' })
+  t.notMatch(problems.join('\n'), /pat-secret-value|jwt-secret-value|redis-password/)
+})
+
+t.test('exactly one JWT key source', async t => {
+  t.match(problemsOf({ HUBSPOT_ACCESS_TOKEN: 'x' }).join(), /exactly one of JWT_SECRET.*\(0 are\)/)
+  t.match(problemsOf({ ...minimal, JWT_JWKS_URL: 'https://idp.example.com/jwks' }).join(), /\(2 are\)/)
+  const jwks = loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_JWKS_URL: 'https://idp.example.com/jwks' })
+  t.same(jwks.jwt.key, { kind: 'jwks', url: 'https://idp.example.com/jwks', cooldownS: 30 })
+  t.notOk(jwks.jwt.algorithms.some(alg => alg.startsWith('HS')), 'JWKS never allows HMAC')
+})
+
+t.test('algorithms are pinned per key type', async t => {
+  const cases: Array<[string, Parameters<typeof generateKeyPairSync>[1] | undefined, string[]]> = [
+    ['rsa', { modulusLength: 2048 }, ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']],
+    ['ec', { namedCurve: 'P-256' }, ['ES256']],
+    ['ec', { namedCurve: 'P-384' }, ['ES384']],
+    ['ed25519', undefined, ['EdDSA']]
+  ]
+  for (const [type, options, expected] of cases) {
+    const { publicKey } = generateKeyPairSync(type as 'rsa', options as { modulusLength: number })
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    t.same(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: pem }).jwt.algorithms, expected, `${type} ${JSON.stringify(options ?? {})}`)
+  }
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.same(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: 'RS256' }).jwt.algorithms, ['RS256'])
+  t.match(problemsOf({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: 'HS256' }).join(), /JWT_ALGORITHMS: allowed for this key: RS256.*not allowed: HS256/)
+  t.match(problemsOf({ ...minimal, JWT_ALGORITHMS: 'none' }).join(), /"none" is never allowed/)
+  t.match(problemsOf({ ...minimal, JWT_ALGORITHMS: 'NoNe,HS256' }).join(), /"none" is never allowed/)
+})
+
+t.test('PEM keys: escaped newlines accepted, private keys and junk refused', async t => {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.equal(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: pem.replace(/\n/g, '\\n') }).jwt.key.kind, 'public-key')
+  const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+  t.match(problemsOf({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: privatePem }).join(), /JWT_PUBLIC_KEY: holds a private key/)
+  t.match(problemsOf({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY: 'not a key' }).join(), /JWT_PUBLIC_KEY: is not a PEM public key/)
+})
+
+t.test('_FILE variables read secrets from files and win over the plain variable', async t => {
+  const files: Record<string, string> = { '/run/secrets/hubspot': 'pat-from-file\n', '/run/secrets/empty': '  \n' }
+  const readFile = (path: string): string => {
+    const content = files[path]
+    if (content === undefined) throw Object.assign(new Error('nope'), { code: 'ENOENT' })
+    return content
+  }
+  const config = loadConfig({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN: 'pat-plain', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/hubspot' }, { readFile })
+  t.equal(config.hubspot.accessToken, 'pat-from-file')
+  t.match(problemsOf({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/missing' }, readFile).join(), /HUBSPOT_ACCESS_TOKEN_FILE: cannot read "\/run\/secrets\/missing" \(ENOENT\)/)
+  t.match(problemsOf({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/empty' }, readFile).join(), /is empty/)
+  const { publicKey } = generateKeyPairSync('ed25519')
+  files['/run/secrets/jwt.pem'] = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.same(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY_FILE: '/run/secrets/jwt.pem' }, { readFile }).jwt.algorithms, ['EdDSA'])
+})
+
+t.test('parsed forms of structured variables', async t => {
+  const parse = (env: Env) => loadConfig({ ...minimal, ...env })
+  t.same(parse({ HUBSPOT_RATE_LIMIT: '190/10s' }).hubspot.rateLimit, { max: 190, windowMs: 10_000 })
+  t.same(parse({ HUBSPOT_RATE_LIMIT: '50 / 500ms' }).hubspot.rateLimit, { max: 50, windowMs: 500 })
+  t.same(parse({ HUBSPOT_RATE_LIMIT: '5/s' }).hubspot.rateLimit, { max: 5, windowMs: 1000 })
+  t.equal(parse({ HUBSPOT_API_VERSION: '2026-09' }).hubspot.apiVersion, '2026-09')
+  t.equal(parse({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(parse({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(parse({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1, ::1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1', '::1'])
+  t.same(parse({ JWT_ISSUER: 'https://a, https://b', JWT_AUDIENCE: 'app' }).jwt.issuers, ['https://a', 'https://b'])
+  t.same(parse({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins, ['https://app.example.com', 'http://localhost:5173'])
+  t.equal(parse({ REQUIRE_EMAIL_VERIFIED: 'TRUE' }).identity.requireEmailVerified, true)
+  t.same(parse({ USER_LOOKUP_URL: 'https://users.internal/v1/users/{sub}', USER_LOOKUP_AUTH: 'Bearer x' }).userLookup,
+    { urlTemplate: 'https://users.internal/v1/users/{sub}', authorization: 'Bearer x', timeoutMs: 3000 })
+  t.match(problemsOf({ ...minimal, USER_LOOKUP_URL: 'https://users.internal/v1/users' }).join(), /USER_LOOKUP_URL: must be an http\(s\) URL template containing \{sub\}/)
+  t.match(problemsOf({ ...minimal, JWT_COOKIE: 'bad cookie' }).join(), /JWT_COOKIE/)
+  t.match(problemsOf({ ...minimal, REQUIRE_EMAIL_VERIFIED: 'yes' }).join(), /REQUIRE_EMAIL_VERIFIED: must be "true" or "false"/)
+})
+
+t.test('the process stops with exit code 1 and one message listing every problem', async t => {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, PORT: 'x', HUBSPOT_TIMEOUT_MS: '1' },
+    encoding: 'utf8',
+    timeout: 20_000
+  })
+  t.equal(result.status, 1)
+  t.match(result.stderr, /Invalid configuration \(4 problems\)/)
+  t.match(result.stderr, /PORT:.*\n.*HUBSPOT_ACCESS_TOKEN:.*\n.*HUBSPOT_TIMEOUT_MS:.*\n.*JWT_SECRET:/)
+  t.notMatch(result.stderr, /\bat .*\.ts:\d+/, 'no stack trace')
+})

@@ -1,0 +1,88 @@
+import { Writable } from 'node:stream'
+import type { AddressInfo } from 'node:net'
+import { createSigner } from 'fast-jwt'
+import type { FastifyInstance } from 'fastify'
+import { request } from 'undici'
+import { buildApp, type AppDependencies } from '../src/app.js'
+import { type Env, loadConfig } from '../src/config.js'
+import { createHubSpotEmulator, type EmulatorOptions, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
+
+/** Shared test fixtures: a real emulator and a real listening service for each test, no stubs. */
+
+export const ACCESS_TOKEN = 'test-hubspot-access-token'
+export const JWT_SECRET = 'test-session-secret-that-is-long-enough-for-hs256'
+
+type Teardown = { teardown: (fn: () => unknown) => void }
+
+export async function startEmulator (t: Teardown, options: EmulatorOptions = {}): Promise<HubSpotEmulator> {
+  const emulator = await createHubSpotEmulator({ accessTokens: [ACCESS_TOKEN], ...options })
+  t.teardown(() => emulator.close())
+  return emulator
+}
+
+export function baseEnv (emulator: HubSpotEmulator | undefined, overrides: Env = {}): Env {
+  const env: Record<string, string | undefined> = {
+    HUBSPOT_ACCESS_TOKEN: ACCESS_TOKEN,
+    HUBSPOT_BASE_URL: emulator?.url ?? 'http://127.0.0.1:9',
+    JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    ...overrides
+  }
+  // An override of undefined removes the variable (e.g. to swap JWT_SECRET for JWT_PUBLIC_KEY).
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined))
+}
+
+export interface RunningService {
+  app: FastifyInstance
+  url: string
+  get: (path: string, headers?: Record<string, string>) => Promise<HttpAnswer>
+  send: (method: 'GET' | 'DELETE' | 'POST' | 'PUT', path: string, headers?: Record<string, string>, body?: string) => Promise<HttpAnswer>
+}
+
+export interface HttpAnswer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  text: string
+  json: () => Record<string, unknown>
+}
+
+export async function startService (t: Teardown, env: Env, deps: AppDependencies = {}): Promise<RunningService> {
+  const app = await buildApp(loadConfig(env), deps)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const send: RunningService['send'] = async (method, path, headers = {}, body) => {
+    const response = await request(url + path, { method, headers, body })
+    const text = await response.body.text()
+    return { status: response.statusCode, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> }
+  }
+  return { app, url, send, get: (path, headers) => send('GET', path, headers) }
+}
+
+/** Signs a session JWT; HS256 with the shared test secret unless told otherwise. */
+export function signSession (claims: Record<string, unknown>, options: { key?: string; algorithm?: string; kid?: string; expiresInS?: number } = {}): string {
+  const sign = createSigner({
+    key: options.key ?? JWT_SECRET,
+    algorithm: (options.algorithm ?? 'HS256') as 'HS256',
+    ...(options.kid === undefined ? {} : { kid: options.kid }),
+    ...(options.expiresInS === null ? {} : { expiresIn: (options.expiresInS ?? 600) * 1000 })
+  })
+  return sign(claims)
+}
+
+export function bearer (token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` }
+}
+
+/** A writable that keeps every log line, for log audits. */
+export function captureLogs (): { stream: Writable; text: () => string; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString())
+      callback()
+    }
+  })
+  const text = (): string => chunks.join('')
+  return { stream, text, lines: () => text().split('\n').filter(line => line !== '').map(line => JSON.parse(line) as Record<string, unknown>) }
+}
