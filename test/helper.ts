@@ -86,3 +86,23 @@ export function captureLogs (): { stream: Writable; text: () => string; lines: (
   const text = (): string => chunks.join('')
   return { stream, text, lines: () => text().split('\n').filter(line => line !== '').map(line => JSON.parse(line) as Record<string, unknown>) }
 }
+
+/** A JWKS endpoint whose key set the test swaps, counting how often it is fetched. */
+export async function startJwksServer (t: Teardown, initialKeys: object[]): Promise<{ url: string; fetches: () => number; setKeys: (keys: object[]) => void; setStatus: (status: number) => void }> {
+  const { createServer } = await import('node:http')
+  let keys = initialKeys
+  let status = 200
+  let fetches = 0
+  const server = createServer((_request, response) => {
+    fetches++
+    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
+    fetches: () => fetches,
+    setKeys: next => { keys = next },
+    setStatus: next => { status = next }
+  }
+}

@@ -52,8 +52,8 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
     verify: {
       algorithms: jwt.algorithms,
       clockTolerance: jwt.clockToleranceS * 1000,
-      // A session JWT without exp would be valid for ever: refuse it.
-      requiredClaims: ['exp'],
+      // A session JWT without exp would be valid for ever; fast-jwt checks iss/aud only when present.
+      requiredClaims: ['exp', ...(jwt.issuers.length > 0 ? ['iss'] : []), ...(jwt.audiences.length > 0 ? ['aud'] : [])],
       ...(jwt.issuers.length > 0 ? { allowedIss: jwt.issuers } : {}),
       ...(jwt.audiences.length > 0 ? { allowedAud: jwt.audiences } : {}),
       ...(jwt.key.kind === 'secret' ? {} : { cache: VERIFIED_TOKEN_CACHE_SIZE }),

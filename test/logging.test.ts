@@ -1,0 +1,53 @@
+import t from 'tap'
+import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startService } from './helper.js'
+import { createEmailHasher } from '../src/logging.js'
+
+/**
+ * Log audit: the whole flow, failures included, at LOG_LEVEL=trace; no secret and no plain email may
+ * appear anywhere in the output.
+ */
+t.test('no access token, session JWT, cookie, identification token or plain email in the logs', async t => {
+  const emulator = await startEmulator(t)
+  const logs = captureLogs()
+  const service = await startService(t, baseEnv(emulator, { LOG_LEVEL: 'trace', JWT_COOKIE: 'sid', HUBSPOT_MAX_RETRIES: '1', HUBSPOT_TIMEOUT_MS: '800' }), { logStream: logs.stream })
+  const email = 'secret.person@example.com'
+  const sessionJwt = signSession({ sub: 'u1', email, given_name: 'Secret' })
+  const tokens: string[] = []
+
+  const ok = await service.get('/chat-token', bearer(sessionJwt))
+  tokens.push(ok.json().token as string)
+  const viaCookie = await service.get('/chat-token', { cookie: `sid=${sessionJwt}` })
+  tokens.push(viaCookie.json().token as string)
+  await service.get('/chat-token', bearer(sessionJwt + 'tampered'))
+  await service.get('/chat-token', { cookie: `sid=${sessionJwt}`, origin: 'https://evil.example.com' })
+  emulator.setFaults({ sequence: [{ kind: 'status', status: 500 }, { kind: 'reset' }] })
+  await service.get('/chat-token', bearer(sessionJwt))
+  emulator.setFaults({ sequence: [{ kind: 'hang' }] })
+  await service.get('/chat-token', bearer(sessionJwt))
+  emulator.configure({ accessTokens: ['other'] })
+  await service.get('/chat-token', bearer(sessionJwt))
+  await service.send('DELETE', '/chat-token', bearer(sessionJwt))
+  await service.app.close()
+
+  const output = logs.text()
+  t.ok(output.length > 0, 'something was logged')
+  t.ok(tokens.every(token => token.length > 10))
+  const secrets: Record<string, string> = {
+    'HubSpot access token': ACCESS_TOKEN,
+    'JWT secret': JWT_SECRET,
+    'session JWT': sessionJwt,
+    'session JWT signature': sessionJwt.split('.')[2]!,
+    'plain email': email,
+    'first identification token': tokens[0]!,
+    'second identification token': tokens[1]!
+  }
+  for (const [name, secret] of Object.entries(secrets)) t.notOk(output.includes(secret), `no ${name} in the logs`)
+
+  const requestLines = logs.lines().filter(line => line.msg === 'request')
+  t.equal(requestLines.length, 8, 'exactly one line per request')
+  const hash = createEmailHasher(ACCESS_TOKEN)(email)
+  t.ok(requestLines.some(line => line.user === hash), 'the email appears only as its keyed hash')
+  t.ok(requestLines.every(line => typeof line.reqId === 'string' && typeof line.status === 'number' && typeof line.ms === 'number'))
+  t.same(requestLines.map(line => line.code ?? null), [null, null, 'invalid_token', 'origin_not_allowed', 'upstream_unavailable', 'upstream_timeout', 'upstream_rejected', null])
+  t.ok(logs.lines().some(line => (line.hubspot as { correlationId?: string } | undefined)?.correlationId !== undefined), 'HubSpot correlationId is logged')
+})

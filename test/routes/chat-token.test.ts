@@ -1,0 +1,142 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+
+/** GET /chat-token end to end: the contract's shape, headers and error rows. */
+
+const TWELVE_HOURS_MS = 12 * 60 * 60 * 1000
+
+t.test('200: email, a genuine token, and expiresAt 12 h after HubSpot issued it', async t => {
+  const emulator = await startEmulator(t)
+  const service = await startService(t, baseEnv(emulator))
+  const answer = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: ' Ada@Example.COM ', given_name: 'Ada', family_name: 'Lovelace' })))
+  t.equal(answer.status, 200)
+  t.equal(answer.headers['cache-control'], 'no-store')
+  t.match(answer.headers['content-type'], /^application\/json/)
+  const body = answer.json()
+  t.same(Object.keys(body).sort(), ['email', 'expiresAt', 'token'])
+  t.equal(body.email, 'ada@example.com')
+  const issued = emulator.issued(body.token as string)
+  t.ok(issued, 'the emulator issued this token')
+  t.equal(issued?.email, 'ada@example.com')
+  t.equal(issued?.firstName, 'Ada')
+  t.equal(issued?.lastName, 'Lovelace')
+  const expiresAt = Date.parse(body.expiresAt as string)
+  t.ok(Math.abs(expiresAt - (Date.parse(issued!.issuedAt) + TWELVE_HOURS_MS)) < 2000, 'expiresAt = issue time + 12 h')
+})
+
+t.test('identity errors: 403 email_not_verified, 422 email_missing, no HubSpot call', async t => {
+  const emulator = await startEmulator(t)
+  const service = await startService(t, baseEnv(emulator, { REQUIRE_EMAIL_VERIFIED: 'true' }))
+  const unverified = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
+  t.equal(unverified.status, 403)
+  t.equal(unverified.json().code, 'email_not_verified')
+  const falseFlag = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com', email_verified: false })))
+  t.equal(falseFlag.json().code, 'email_not_verified')
+  const missing = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email_verified: true })))
+  t.equal(missing.status, 422)
+  t.equal(missing.json().code, 'email_missing')
+  const notEmail = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'eve@x.com\r\nBcc: a@b.com', email_verified: true })))
+  t.equal(notEmail.json().code, 'email_missing')
+  t.equal(emulator.calls().length, 0)
+})
+
+t.test('HubSpot outcomes map to 502, 503 and 504 problem+json', async t => {
+  const emulator = await startEmulator(t)
+  const service = await startService(t, baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '700', HUBSPOT_MAX_RETRIES: '1' }))
+  const token = bearer(signSession({ sub: 'u1', email: 'a@example.com' }))
+
+  emulator.configure({ accessTokens: ['rotated-elsewhere'] })
+  const rejected = await service.get('/chat-token', token)
+  t.equal(rejected.status, 502)
+  t.equal(rejected.json().code, 'upstream_rejected')
+  emulator.reset()
+
+  emulator.setFaults({ sequence: [{ kind: 'status', status: 500 }, { kind: 'status', status: 500 }] })
+  const unavailable = await service.get('/chat-token', token)
+  t.equal(unavailable.status, 503)
+  t.equal(unavailable.json().code, 'upstream_unavailable')
+  t.match(unavailable.headers['retry-after'], /^\d+$/)
+
+  emulator.setFaults({ sequence: [{ kind: 'hang' }] })
+  const timeout = await service.get('/chat-token', token)
+  t.equal(timeout.status, 504)
+  t.equal(timeout.json().code, 'upstream_timeout')
+  for (const answer of [rejected, unavailable, timeout]) {
+    t.match(answer.headers['content-type'], /^application\/problem\+json/)
+    t.notMatch(answer.text, /at .*\.(ts|js):\d+/, 'no stack trace')
+  }
+})
+
+t.test('problem+json for every error, including 404 and framework errors', async t => {
+  const service = await startService(t, baseEnv(undefined))
+  const notFound = await service.get('/nope')
+  t.equal(notFound.status, 404)
+  const body = notFound.json()
+  t.same(Object.keys(body).sort(), ['code', 'detail', 'requestId', 'status', 'title', 'type'])
+  t.equal(body.code, 'not_found')
+  t.equal(body.status, 404)
+  t.equal(body.requestId, notFound.headers['x-request-id'])
+  const wrongMethod = await service.send('PUT', '/chat-token')
+  t.equal(wrongMethod.json().code, 'not_found')
+  const junkBody = await service.send('POST', '/chat-token', { 'content-type': 'application/json' }, '{"broken"')
+  t.match(junkBody.headers['content-type'], /^application\/problem\+json/)
+  t.ok([400, 404].includes(junkBody.status))
+})
+
+t.test('x-request-id: a sane one is kept and echoed, anything else replaced', async t => {
+  const service = await startService(t, baseEnv(undefined))
+  const kept = await service.get('/healthz', { 'x-request-id': 'lb-1234.abc_DEF-9' })
+  t.equal(kept.headers['x-request-id'], 'lb-1234.abc_DEF-9')
+  for (const bad of ['has space', 'a'.repeat(129), 'semi;colon', '']) {
+    const replaced = await service.get('/healthz', { 'x-request-id': bad })
+    t.not(replaced.headers['x-request-id'], bad)
+    t.match(replaced.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  }
+})
+
+t.test('user directory: JWTs without email are looked up by subject', async t => {
+  const emulator = await startEmulator(t)
+  const seen: Array<{ url: string | undefined; authorization: string | undefined }> = []
+  const directory = createServer((request, response) => {
+    seen.push({ url: request.url, authorization: request.headers.authorization })
+    const answers: Record<string, [number, string]> = {
+      '/users/u%2F1': [200, JSON.stringify({ email: 'Grace@Example.com', firstName: 'Grace' })],
+      '/users/bad-email': [200, JSON.stringify({ email: 'nope' })],
+      '/users/broken': [200, '{"email":'],
+      '/users/down': [500, '{}']
+    }
+    const [status, body] = answers[request.url ?? ''] ?? [404, '{}']
+    if (request.url === '/users/slow') return
+    response.writeHead(status, { 'content-type': 'application/json' }).end(body)
+  })
+  await new Promise<void>(resolve => directory.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { directory.closeAllConnections(); directory.close() })
+  const base = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`
+  const service = await startService(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/users/{sub}`, USER_LOOKUP_AUTH: 'Bearer directory-secret', USER_LOOKUP_TIMEOUT_MS: '300' }))
+
+  const found = await service.get('/chat-token', bearer(signSession({ sub: 'u/1', family_name: 'Hopper' })))
+  t.equal(found.status, 200)
+  t.equal(found.json().email, 'grace@example.com')
+  t.same(seen[0], { url: '/users/u%2F1', authorization: 'Bearer directory-secret' }, 'sub URL-encoded, auth header sent')
+  t.same(emulator.calls()[0]?.body, { email: 'grace@example.com', firstName: 'Grace', lastName: 'Hopper' })
+
+  for (const subject of ['unknown', 'bad-email', 'broken', 'down', 'slow']) {
+    const answer = await service.get('/chat-token', bearer(signSession({ sub: subject })))
+    t.equal(answer.status, 502, subject)
+    t.equal(answer.json().code, 'user_lookup_failed', subject)
+  }
+  const withEmail = await service.get('/chat-token', bearer(signSession({ sub: 'x', email: 'direct@example.com' })))
+  t.equal(withEmail.json().email, 'direct@example.com', 'an email in the JWT needs no lookup')
+  t.equal(emulator.calls().length, 2)
+})
+
+t.test('DELETE /chat-token answers 204 for an authenticated caller, 401 otherwise', async t => {
+  const emulator = await startEmulator(t)
+  const service = await startService(t, baseEnv(emulator))
+  const deleted = await service.send('DELETE', '/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
+  t.equal(deleted.status, 204)
+  t.equal(deleted.text, '')
+  t.equal((await service.send('DELETE', '/chat-token')).json().code, 'missing_token')
+})
