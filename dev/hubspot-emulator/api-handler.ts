@@ -11,7 +11,7 @@ import type { EmulatorCall } from './types.js'
  * One request to the HubSpot side of the emulator. The scripted fault is taken on arrival,
  * before any check, so a test's sequence maps one-to-one onto the requests it sends.
  */
-export async function handleApiRequest(
+export async function handleApiRequest (
   state: EmulatorState,
   req: IncomingMessage,
   res: ServerResponse,
@@ -65,7 +65,7 @@ export async function handleApiRequest(
   finish(state, call, answer.status)
 }
 
-function finish(state: EmulatorState, call: EmulatorCall, status: number | null): void {
+function finish (state: EmulatorState, call: EmulatorCall, status: number | null): void {
   call.status = status
   if (status === 429) state.rejected429 += 1
 }

@@ -32,7 +32,7 @@ export class CliUsageError extends Error {
 type Env = Record<string, string | undefined>
 
 /** Pure: flags and environment in, emulator options out; throws CliUsageError on anything it cannot use. */
-export function parseCliArgs(argv: string[], env: Env): CliCommand {
+export function parseCliArgs (argv: string[], env: Env): CliCommand {
   const values = readFlags(argv)
   if (values.help) return { kind: 'help' }
 
@@ -69,7 +69,7 @@ export function parseCliArgs(argv: string[], env: Env): CliCommand {
   return { kind: 'run', options, faults: faultPlan(faultRate, faultList) }
 }
 
-function readFlags(argv: string[]) {
+function readFlags (argv: string[]) {
   try {
     return parseArgs({
       args: argv,
@@ -96,7 +96,7 @@ function readFlags(argv: string[]) {
 }
 
 /** `100/10s`, `190/10s`, `100/1s`, `50/500ms`. */
-export function parseRateLimit(text: string): RateLimitOptions {
+export function parseRateLimit (text: string): RateLimitOptions {
   const match = /^(\d+)\/(\d+)(ms|s)$/.exec(text.trim())
   if (!match) throw new CliUsageError(`rate limit "${text}" must look like 100/10s or 50/500ms`)
   const max = Number(match[1])
@@ -105,7 +105,7 @@ export function parseRateLimit(text: string): RateLimitOptions {
   return { max, intervalMs }
 }
 
-function faultPlan(rateText: string | undefined, listText: string | undefined): FaultPlan | undefined {
+function faultPlan (rateText: string | undefined, listText: string | undefined): FaultPlan | undefined {
   if (rateText === undefined) {
     if (listText !== undefined) throw new CliUsageError('--faults / EMULATOR_FAULTS needs --fault-rate / EMULATOR_FAULT_RATE')
     return undefined
@@ -119,7 +119,7 @@ function faultPlan(rateText: string | undefined, listText: string | undefined): 
 }
 
 /** `kind` or `kind:argument`, the argument being the status, ms, bytes per second or location. */
-function parseFaultSpec(spec: string): Fault {
+function parseFaultSpec (spec: string): Fault {
   const colon = spec.indexOf(':')
   const kind = colon === -1 ? spec : spec.slice(0, colon)
   const argument = colon === -1 ? undefined : spec.slice(colon + 1)
@@ -146,20 +146,20 @@ function parseFaultSpec(spec: string): Fault {
   }
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+function nonEmpty (value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value
 }
 
-function list(text: string): string[] {
+function list (text: string): string[] {
   return text.split(',').map((item) => item.trim()).filter((item) => item !== '')
 }
 
-function integer(text: string, what: string): number {
+function integer (text: string, what: string): number {
   if (!/^\d+$/.test(text.trim())) throw new CliUsageError(`${what} must be a non-negative integer, got "${text}"`)
   return Number(text.trim())
 }
 
-function boolean(text: string, what: string): boolean {
+function boolean (text: string, what: string): boolean {
   const normalized = text.trim().toLowerCase()
   if (['true', '1', 'yes'].includes(normalized)) return true
   if (['false', '0', 'no'].includes(normalized)) return false

@@ -2,7 +2,7 @@ import { CliUsageError, parseCliArgs, USAGE } from './cli-args.js'
 import { createHubSpotEmulator } from './emulator.js'
 import { DEFAULT_OPTIONS } from './options.js'
 
-async function main(): Promise<void> {
+async function main (): Promise<void> {
   let command
   try {
     command = parseCliArgs(process.argv.slice(2), process.env)

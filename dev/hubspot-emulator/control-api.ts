@@ -11,7 +11,7 @@ const TOKEN_PATH = new RegExp(`^${CONTROL_PREFIX}/tokens/([^/]+)$`)
 type ControlRoute = { method: 'GET' | 'POST'; handle: (body: unknown) => [status: number, body?: unknown] }
 
 /** Test-facing endpoints: no auth, no rate limit, never recorded as calls. */
-export async function handleControlRequest(state: EmulatorState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleControlRequest (state: EmulatorState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const pathname = pathnameOf(req.url)
   const route = findRoute(state, pathname)
   if (!route) {
@@ -47,7 +47,7 @@ export async function handleControlRequest(state: EmulatorState, req: IncomingMe
   }
 }
 
-function findRoute(state: EmulatorState, pathname: string): ControlRoute | undefined {
+function findRoute (state: EmulatorState, pathname: string): ControlRoute | undefined {
   switch (pathname) {
     case `${CONTROL_PREFIX}/health`:
       return { method: 'GET', handle: () => [200, { status: 'ok' }] }
@@ -91,7 +91,7 @@ function findRoute(state: EmulatorState, pathname: string): ControlRoute | undef
   }
 }
 
-function safeDecode(segment: string): string {
+function safeDecode (segment: string): string {
   try {
     return decodeURIComponent(segment)
   } catch {

@@ -12,16 +12,12 @@ export type { Fault, FaultKind, FaultPlan } from './faults.js'
 export type { EmulatorCall, EmulatorOptions, EmulatorStats, HubSpotEmulator, IssuedToken, RateLimitOptions } from './types.js'
 
 /** Starts a HubSpot Visitor Identification API emulator; resolves once it is listening. */
-export async function createHubSpotEmulator(options: EmulatorOptions = {}): Promise<HubSpotEmulator> {
+export async function createHubSpotEmulator (options: EmulatorOptions = {}): Promise<HubSpotEmulator> {
   const resolved = resolveOptions(options)
   const lifetime = new AbortController()
-  let state: EmulatorState | undefined
+  const state = new EmulatorState(resolved)
 
   const server = createServer((req, res) => {
-    if (!state) {
-      res.destroy()
-      return
-    }
     route(state, req, res, lifetime.signal).catch(() => {
       // Aborted uploads, close() cutting a delayed answer, or a bug: never leave the client waiting.
       if (res.headersSent || res.destroyed) res.destroy()
@@ -30,34 +26,33 @@ export async function createHubSpotEmulator(options: EmulatorOptions = {}): Prom
   })
   await listen(server, resolved.port, resolved.host)
   const { port } = server.address() as AddressInfo
-  const current = new EmulatorState({ ...resolved, port })
-  state = current
+  state.listeningOn(port)
 
   let closing: Promise<void> | undefined
   return {
     url: `http://${resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host}:${port}`,
     port,
-    calls: () => current.snapshotCalls(),
-    issued: (token) => current.issued(token),
-    setFaults: (faults) => current.setFaults(faults),
-    configure: (patch) => current.configure(patch),
-    reset: () => current.reset(),
-    maxInWindow: () => current.limiter.maxInWindow,
-    stats: () => current.stats(),
+    calls: () => state.snapshotCalls(),
+    issued: (token) => state.issued(token),
+    setFaults: (faults) => state.setFaults(faults),
+    configure: (patch) => state.configure(patch),
+    reset: () => state.reset(),
+    maxInWindow: () => state.limiter.maxInWindow,
+    stats: () => state.stats(),
     close: () => {
-      closing ??= shutDown(server, current, lifetime)
+      closing ??= shutDown(server, state, lifetime)
       return closing
     }
   }
 }
 
-function route(state: EmulatorState, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+function route (state: EmulatorState, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
   return isControlPath(pathnameOf(req.url))
     ? handleControlRequest(state, req, res)
     : handleApiRequest(state, req, res, signal)
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen (server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -67,7 +62,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   })
 }
 
-function shutDown(server: Server, state: EmulatorState, lifetime: AbortController): Promise<void> {
+function shutDown (server: Server, state: EmulatorState, lifetime: AbortController): Promise<void> {
   lifetime.abort()
   state.destroyHeld()
   return new Promise((resolve) => {

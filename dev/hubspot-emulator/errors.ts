@@ -29,11 +29,11 @@ export interface RateLimitErrorBody {
   policyName: RatePolicy
 }
 
-function errorBody(category: string, message: string, extra: Partial<HubSpotErrorBody> = {}): HubSpotErrorBody {
+function errorBody (category: string, message: string, extra: Partial<HubSpotErrorBody> = {}): HubSpotErrorBody {
   return { status: 'error', message, correlationId: randomUUID(), category, ...extra }
 }
 
-export function authenticationError(): HubSpotErrorBody {
+export function authenticationError (): HubSpotErrorBody {
   return errorBody(
     'INVALID_AUTHENTICATION',
     'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more ' +
@@ -41,7 +41,7 @@ export function authenticationError(): HubSpotErrorBody {
   )
 }
 
-export function missingScopesError(): HubSpotErrorBody {
+export function missingScopesError (): HubSpotErrorBody {
   return errorBody(
     'MISSING_SCOPES',
     "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: " +
@@ -53,7 +53,7 @@ export function missingScopesError(): HubSpotErrorBody {
   )
 }
 
-export function tierError(): HubSpotErrorBody {
+export function tierError (): HubSpotErrorBody {
   return errorBody(
     'FORBIDDEN',
     "This portal's subscription does not include the Visitor Identification API. It requires a Professional or " +
@@ -61,27 +61,27 @@ export function tierError(): HubSpotErrorBody {
   )
 }
 
-export function validationError(message: string, errors?: HubSpotErrorDetail[]): HubSpotErrorBody {
+export function validationError (message: string, errors?: HubSpotErrorDetail[]): HubSpotErrorBody {
   return errorBody('VALIDATION_ERROR', message, errors ? { errors } : {})
 }
 
-export function notFoundError(method: string, path: string): HubSpotErrorBody {
+export function notFoundError (method: string, path: string): HubSpotErrorBody {
   return errorBody('OBJECT_NOT_FOUND', `No resource matches ${method} ${path}.`)
 }
 
-export function methodNotAllowedError(method: string, path: string): HubSpotErrorBody {
+export function methodNotAllowedError (method: string, path: string): HubSpotErrorBody {
   return errorBody('METHOD_NOT_ALLOWED', `HTTP method ${method} is not supported by ${path}; use POST.`)
 }
 
-export function payloadTooLargeError(limitBytes: number): HubSpotErrorBody {
+export function payloadTooLargeError (limitBytes: number): HubSpotErrorBody {
   return errorBody('VALIDATION_ERROR', `The request body exceeds the limit of ${limitBytes} bytes.`)
 }
 
-export function unsupportedMediaTypeError(contentType: string | undefined): HubSpotErrorBody {
+export function unsupportedMediaTypeError (contentType: string | undefined): HubSpotErrorBody {
   return errorBody('VALIDATION_ERROR', `Unsupported content type ${contentType ?? '(none)'}; send application/json.`)
 }
 
-export function rateLimitError(policy: RatePolicy): RateLimitErrorBody {
+export function rateLimitError (policy: RatePolicy): RateLimitErrorBody {
   const limit = policy === 'DAILY' ? 'daily' : 'ten_secondly_rolling'
   return {
     status: 'error',
@@ -101,7 +101,7 @@ const CATEGORY_BY_STATUS: Record<number, string> = {
 }
 
 /** Default body for an injected status fault. */
-export function statusFaultBody(status: number): HubSpotErrorBody | RateLimitErrorBody {
+export function statusFaultBody (status: number): HubSpotErrorBody | RateLimitErrorBody {
   if (status === 429) return rateLimitError('TEN_SECONDLY_ROLLING')
   const category = CATEGORY_BY_STATUS[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'ERROR')
   return errorBody(category, STATUS_CODES[status] ?? `HTTP ${status}`)

@@ -18,7 +18,7 @@ const OVERSIZED_PADDING_BYTES = 100 * 1024
 const MIN_TRICKLE_TICK_MS = 10
 
 /** Answers with the fault instead of HubSpot's behaviour; returns the status sent, or null if none was. */
-export function performFault(fault: AnsweringFault, res: ServerResponse, context: FaultContext): number | null {
+export function performFault (fault: AnsweringFault, res: ServerResponse, context: FaultContext): number | null {
   switch (fault.kind) {
     case 'status': {
       const payload =
@@ -56,14 +56,13 @@ export function performFault(fault: AnsweringFault, res: ServerResponse, context
   }
 }
 
-function trickle(res: ServerResponse, payload: Buffer, bytesPerSecond: number, context: FaultContext): void {
+function trickle (res: ServerResponse, payload: Buffer, bytesPerSecond: number, context: FaultContext): void {
   const tickMs = Math.max(MIN_TRICKLE_TICK_MS, 1000 / bytesPerSecond)
   const bytesPerTick = Math.max(1, Math.round((bytesPerSecond * tickMs) / 1000))
   writeHeaders(res, 200, payload.length, context.rateHeaders)
-  res.flushHeaders()
   context.hold(res)
   let sent = 0
-  const timer = setInterval(() => {
+  const writeNext = (): void => {
     const chunk = payload.subarray(sent, sent + bytesPerTick)
     sent += chunk.length
     if (sent >= payload.length) {
@@ -72,28 +71,30 @@ function trickle(res: ServerResponse, payload: Buffer, bytesPerSecond: number, c
     } else {
       res.write(chunk)
     }
-  }, tickMs)
+  }
+  const timer = setInterval(writeNext, tickMs)
+  writeNext()
   res.on('close', () => clearInterval(timer))
 }
 
-function send(res: ServerResponse, status: number, payload: string, headers: Record<string, string>): void {
+function send (res: ServerResponse, status: number, payload: string, headers: Record<string, string>): void {
   if (res.destroyed || res.headersSent) return
   writeHeaders(res, status, Buffer.byteLength(payload), headers)
   res.end(payload)
 }
 
 /** setHeader rather than writeHead's object so a fault's own headers replace ours whatever their case. */
-function writeHeaders(res: ServerResponse, status: number, length: number, headers: Record<string, string>): void {
+function writeHeaders (res: ServerResponse, status: number, length: number, headers: Record<string, string>): void {
   res.setHeader('Content-Type', JSON_CONTENT_TYPE)
   res.setHeader('Content-Length', String(length))
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
   res.writeHead(status)
 }
 
-function newToken(): string {
+function newToken (): string {
   return randomBytes(32).toString('base64url')
 }
 
-function tokenJson(): string {
+function tokenJson (): string {
   return JSON.stringify({ token: newToken() })
 }

@@ -27,7 +27,7 @@ const MAX_TRICKLE_RATE = 10 * 1024 * 1024
 const BARE_KINDS = ['reset', 'reset-mid-body', 'hang', 'malformed-json', 'wrong-json', 'oversized'] as const
 
 /** Validates an untrusted fault plan; throws InvalidInputError listing every problem. */
-export function parseFaultPlan(input: unknown): FaultPlan {
+export function parseFaultPlan (input: unknown): FaultPlan {
   if (!isRecord(input)) throw new InvalidInputError('fault plan', ['expected a JSON object'])
   const problems = unknownKeys(input, ['sequence', 'latencyMs', 'random']).map((key) => `unknown field "${key}"`)
   const plan: FaultPlan = {}
@@ -62,7 +62,7 @@ export function parseFaultPlan(input: unknown): FaultPlan {
   return plan
 }
 
-function parseFault(input: unknown, where: string, problems: string[]): Fault {
+function parseFault (input: unknown, where: string, problems: string[]): Fault {
   const fallback: Fault = { kind: 'reset' }
   if (!isRecord(input) || typeof input.kind !== 'string') {
     problems.push(`${where} must be an object with a string "kind"`)
@@ -128,7 +128,7 @@ function parseFault(input: unknown, where: string, problems: string[]): Fault {
   }
 }
 
-function parseHeaders(value: unknown): Record<string, string> | undefined {
+function parseHeaders (value: unknown): Record<string, string> | undefined {
   if (!isRecord(value)) return undefined
   const headers: Record<string, string> = {}
   for (const [name, headerValue] of Object.entries(value)) {
@@ -139,7 +139,7 @@ function parseHeaders(value: unknown): Record<string, string> | undefined {
 }
 
 /** Short label recorded on EmulatorCall.fault, e.g. "status:503" or "delay:200". */
-export function describeFault(fault: Fault): string {
+export function describeFault (fault: Fault): string {
   switch (fault.kind) {
     case 'status':
       return `status:${fault.status}`
@@ -156,25 +156,25 @@ export class FaultScheduler {
   #plan: FaultPlan = {}
   #next = 0
 
-  constructor(random: () => number = Math.random) {
+  constructor (random: () => number = Math.random) {
     this.#random = random
   }
 
-  set(plan: FaultPlan): void {
+  set (plan: FaultPlan): void {
     this.#plan = parseFaultPlan(plan)
     this.#next = 0
   }
 
-  clear(): void {
+  clear (): void {
     this.#plan = {}
     this.#next = 0
   }
 
-  get latencyMs(): number {
+  get latencyMs (): number {
     return this.#plan.latencyMs ?? 0
   }
 
-  take(): Fault | undefined {
+  take (): Fault | undefined {
     const scripted = this.#plan.sequence?.[this.#next]
     if (scripted) {
       this.#next += 1

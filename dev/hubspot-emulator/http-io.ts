@@ -12,7 +12,7 @@ export interface ReceivedBody {
  * Reads the whole request. Past `limitBytes` it keeps draining without buffering, so the client
  * finishes writing and reads our 413 instead of hitting a reset mid-upload.
  */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<ReceivedBody> {
+export function readBody (req: IncomingMessage, limitBytes: number): Promise<ReceivedBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let bytes = 0
@@ -25,12 +25,13 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Rece
       resolve({ text: tooLarge ? '' : Buffer.concat(chunks).toString('utf8'), bytes, tooLarge })
     })
     req.on('error', reject)
-    req.on('aborted', () => reject(new Error('request aborted')))
+    // After 'end' this is a no-op; before it, the client went away mid-upload.
+    req.on('close', () => reject(new Error('request closed before its end')))
   })
 }
 
 /** Parsed JSON when the body is JSON, the raw text otherwise, undefined when empty. */
-export function recordedBody(body: ReceivedBody): unknown {
+export function recordedBody (body: ReceivedBody): unknown {
   if (body.tooLarge) return `[${body.bytes} bytes, over the limit]`
   if (body.text === '') return undefined
   try {
@@ -40,7 +41,7 @@ export function recordedBody(body: ReceivedBody): unknown {
   }
 }
 
-export function sendJson(
+export function sendJson (
   res: ServerResponse,
   status: number,
   body: unknown,
@@ -60,7 +61,7 @@ export function sendJson(
   res.end(payload)
 }
 
-export function pathnameOf(url: string | undefined): string {
+export function pathnameOf (url: string | undefined): string {
   const target = url ?? '/'
   const query = target.indexOf('?')
   return query === -1 ? target : target.slice(0, query)

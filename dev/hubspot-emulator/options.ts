@@ -20,7 +20,7 @@ const OPTION_KEYS = [
 ] as const
 
 /** Checks an untrusted options object (control API body or programmatic input) and returns a clean copy. */
-export function parseOptions(input: unknown): EmulatorOptions {
+export function parseOptions (input: unknown): EmulatorOptions {
   if (!isRecord(input)) throw new InvalidInputError('options', ['expected a JSON object'])
   const problems = unknownKeys(input, OPTION_KEYS).map((key) => `unknown option "${key}"`)
   const out: EmulatorOptions = {}
@@ -68,14 +68,14 @@ export function parseOptions(input: unknown): EmulatorOptions {
   return out
 }
 
-function parseRateLimit(value: unknown): RateLimitOptions | undefined {
+function parseRateLimit (value: unknown): RateLimitOptions | undefined {
   if (!isRecord(value) || unknownKeys(value, ['max', 'intervalMs']).length > 0) return undefined
   const { max, intervalMs } = value
   if (!isNonNegativeInteger(max) || !isNonNegativeInteger(intervalMs) || intervalMs < 1) return undefined
   return { max, intervalMs }
 }
 
-export function resolveOptions(options: EmulatorOptions = {}): ResolvedOptions {
+export function resolveOptions (options: EmulatorOptions = {}): ResolvedOptions {
   return withOptions(DEFAULT_OPTIONS, parseOptions(options))
 }
 
@@ -83,7 +83,7 @@ export function resolveOptions(options: EmulatorOptions = {}): ResolvedOptions {
  * Applies a runtime change. The listening address is fixed once the server is up,
  * so a patch may repeat the current port/host but not change them.
  */
-export function reconfigure(current: ResolvedOptions, patch: unknown): ResolvedOptions {
+export function reconfigure (current: ResolvedOptions, patch: unknown): ResolvedOptions {
   const parsed = parseOptions(patch)
   const problems: string[] = []
   if (parsed.port !== undefined && parsed.port !== current.port) problems.push('port cannot change at runtime')
@@ -92,7 +92,7 @@ export function reconfigure(current: ResolvedOptions, patch: unknown): ResolvedO
   return withOptions(current, parsed)
 }
 
-function withOptions(base: Readonly<ResolvedOptions>, patch: EmulatorOptions): ResolvedOptions {
+function withOptions (base: Readonly<ResolvedOptions>, patch: EmulatorOptions): ResolvedOptions {
   return {
     port: patch.port ?? base.port,
     host: patch.host ?? base.host,

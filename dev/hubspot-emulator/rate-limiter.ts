@@ -18,12 +18,12 @@ export class RateLimiter {
   #window = new RollingWindow()
   #daily = new DailyCounter()
 
-  constructor(limits: () => RateLimits) {
+  constructor (limits: () => RateLimits) {
     this.#limits = limits
   }
 
   /** Admits the request (and counts it) or says which policy refused it. */
-  admit(now: number): RateDecision {
+  admit (now: number): RateDecision {
     const { rateLimit, dailyLimit } = this.#limits()
     // Daily first: a client seeing DAILY must stop for the day, not retry in ten seconds.
     if (this.#daily.count(now) >= dailyLimit) {
@@ -38,7 +38,7 @@ export class RateLimiter {
     return { allowed: true }
   }
 
-  headers(now: number): Record<string, string> {
+  headers (now: number): Record<string, string> {
     const { rateLimit, dailyLimit } = this.#limits()
     const inWindow = this.#window.count(now, rateLimit.intervalMs)
     return {
@@ -50,11 +50,11 @@ export class RateLimiter {
     }
   }
 
-  get maxInWindow(): number {
+  get maxInWindow (): number {
     return this.#window.maxInWindow
   }
 
-  clear(): void {
+  clear (): void {
     this.#window = new RollingWindow()
     this.#daily = new DailyCounter()
   }

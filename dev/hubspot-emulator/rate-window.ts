@@ -8,13 +8,13 @@ export class RollingWindow {
   #log: number[] = []
   #maxInWindow = 0
 
-  count(now: number, intervalMs: number): number {
+  count (now: number, intervalMs: number): number {
     this.#prune(now, intervalMs)
     return this.#log.length
   }
 
   /** Records an accepted request and returns how many are now in the window. */
-  add(now: number, intervalMs: number): number {
+  add (now: number, intervalMs: number): number {
     this.#prune(now, intervalMs)
     this.#log.push(now)
     // The busiest window always ends on an accepted request, so checking here sees every maximum.
@@ -23,7 +23,7 @@ export class RollingWindow {
   }
 
   /** Time until the window holds fewer than `max` requests (0 if it already does). */
-  msUntilBelow(now: number, intervalMs: number, max: number): number {
+  msUntilBelow (now: number, intervalMs: number, max: number): number {
     this.#prune(now, intervalMs)
     const excess = this.#log.length - max
     if (excess < 0) return 0
@@ -31,11 +31,11 @@ export class RollingWindow {
     return freeing === undefined ? 0 : freeing + intervalMs - now
   }
 
-  get maxInWindow(): number {
+  get maxInWindow (): number {
     return this.#maxInWindow
   }
 
-  #prune(now: number, intervalMs: number): void {
+  #prune (now: number, intervalMs: number): void {
     let expired = 0
     while (expired < this.#log.length && now - this.#log[expired]! >= intervalMs) expired += 1
     if (expired > 0) this.#log.splice(0, expired)
@@ -47,22 +47,22 @@ export class DailyCounter {
   #day = -1
   #count = 0
 
-  count(now: number): number {
+  count (now: number): number {
     this.#roll(now)
     return this.#count
   }
 
-  add(now: number): number {
+  add (now: number): number {
     this.#roll(now)
     this.#count += 1
     return this.#count
   }
 
-  msUntilReset(now: number): number {
+  msUntilReset (now: number): number {
     return DAY_MS - (now % DAY_MS)
   }
 
-  #roll(now: number): void {
+  #roll (now: number): void {
     const day = Math.floor(now / DAY_MS)
     if (day !== this.#day) {
       this.#day = day

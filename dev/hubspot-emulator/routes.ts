@@ -12,11 +12,11 @@ const LEGACY_PATHS = new Set([
 const DATE_VERSIONED = /^\/visitor-identification\/([^/]+)\/tokens\/create$/
 const DATE_VERSION = /^\d{4}-(0[1-9]|1[0-2])$/
 
-export function isControlPath(pathname: string): boolean {
+export function isControlPath (pathname: string): boolean {
   return pathname === CONTROL_PREFIX || pathname.startsWith(`${CONTROL_PREFIX}/`)
 }
 
-export function matchTokenCreate(pathname: string): TokenCreateRoute | undefined {
+export function matchTokenCreate (pathname: string): TokenCreateRoute | undefined {
   if (LEGACY_PATHS.has(pathname)) return { dateVersion: undefined }
   const version = DATE_VERSIONED.exec(pathname)?.[1]
   if (version !== undefined && DATE_VERSION.test(version)) return { dateVersion: version }

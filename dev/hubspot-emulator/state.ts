@@ -9,7 +9,7 @@ const TOKEN_LIFETIME_MS = 12 * 60 * 60 * 1000
 
 /** Everything the emulator remembers between requests; reset() returns it to the creation state. */
 export class EmulatorState {
-  readonly #initial: ResolvedOptions
+  #initial: ResolvedOptions
   options: ResolvedOptions
   readonly calls: EmulatorCall[] = []
   readonly #issued = new Map<string, IssuedToken>()
@@ -20,20 +20,26 @@ export class EmulatorState {
   accepted = 0
   rejected429 = 0
 
-  constructor(options: ResolvedOptions) {
+  constructor (options: ResolvedOptions) {
     this.#initial = options
     this.options = structuredClone(options)
   }
 
-  configure(patch: unknown): void {
+  /** Records the real port once listening, so a config patch may repeat it and reset() keeps it. */
+  listeningOn (port: number): void {
+    this.#initial = { ...this.#initial, port }
+    this.options = { ...this.options, port }
+  }
+
+  configure (patch: unknown): void {
     this.options = reconfigure(this.options, patch)
   }
 
-  setFaults(plan: FaultPlan): void {
+  setFaults (plan: FaultPlan): void {
     this.faults.set(plan)
   }
 
-  issue(details: Omit<IssuedToken, 'issuedAt' | 'expiresAt'>, now: number): string {
+  issue (details: Omit<IssuedToken, 'issuedAt' | 'expiresAt'>, now: number): string {
     let token = randomBytes(32).toString('base64url')
     while (this.#issued.has(token)) token = randomBytes(32).toString('base64url')
     this.#issued.set(token, {
@@ -44,16 +50,16 @@ export class EmulatorState {
     return token
   }
 
-  issued(token: string): IssuedToken | undefined {
+  issued (token: string): IssuedToken | undefined {
     const found = this.#issued.get(token)
     return found ? { ...found } : undefined
   }
 
-  snapshotCalls(): EmulatorCall[] {
+  snapshotCalls (): EmulatorCall[] {
     return this.calls.map((call) => ({ ...call }))
   }
 
-  stats(): EmulatorStats {
+  stats (): EmulatorStats {
     return {
       calls: this.calls.length,
       accepted: this.accepted,
@@ -62,12 +68,12 @@ export class EmulatorState {
     }
   }
 
-  destroyHeld(): void {
+  destroyHeld (): void {
     for (const res of this.held) res.destroy()
     this.held.clear()
   }
 
-  reset(): void {
+  reset (): void {
     this.destroyHeld()
     this.calls.length = 0
     this.#issued.clear()

@@ -31,7 +31,7 @@ export interface ApiAnswer {
 }
 
 /** HubSpot's behaviour for one API request, checks in HubSpot's order: route, auth, scope, tier, limits, body. */
-export function answerApiRequest(state: EmulatorState, request: ApiRequest, now: number): ApiAnswer {
+export function answerApiRequest (state: EmulatorState, request: ApiRequest, now: number): ApiAnswer {
   const { options } = state
   const route = matchTokenCreate(request.pathname)
   if (!route) return { status: 404, body: notFoundError(request.method, request.pathname) }
@@ -70,10 +70,10 @@ export function answerApiRequest(state: EmulatorState, request: ApiRequest, now:
   return { status: 200, body: { token: issued } }
 }
 
-function bearerToken(header: string | undefined): string | undefined {
+function bearerToken (header: string | undefined): string | undefined {
   return header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1]
 }
 
-function isJsonContentType(contentType: string | undefined): boolean {
+function isJsonContentType (contentType: string | undefined): boolean {
   return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json'
 }

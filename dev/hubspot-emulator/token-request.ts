@@ -15,13 +15,13 @@ export type CreateTokenCheck =
 const MAX_EMAIL_LENGTH = 254
 
 /** HubSpot's spec sets no email format, so this only rejects what no mailbox could be. */
-export function isPlausibleEmail(email: string): boolean {
+export function isPlausibleEmail (email: string): boolean {
   if (email.length > MAX_EMAIL_LENGTH || /\s/.test(email)) return false
   const parts = email.split('@')
   return parts.length === 2 && parts[0] !== '' && parts[1] !== ''
 }
 
-export function checkCreateTokenBody(text: string, dateVersioned: boolean): CreateTokenCheck {
+export function checkCreateTokenBody (text: string, dateVersioned: boolean): CreateTokenCheck {
   let body: unknown
   try {
     body = JSON.parse(text) as unknown
@@ -68,10 +68,10 @@ export function checkCreateTokenBody(text: string, dateVersioned: boolean): Crea
   return { ok: true, request }
 }
 
-function isStringMap(value: unknown): value is Record<string, string> {
+function isStringMap (value: unknown): value is Record<string, string> {
   return isRecord(value) && Object.values(value).every((item) => typeof item === 'string')
 }
 
-function fail(message: string, errors: HubSpotErrorDetail[]): CreateTokenCheck {
+function fail (message: string, errors: HubSpotErrorDetail[]): CreateTokenCheck {
   return { ok: false, error: validationError(message, errors) }
 }

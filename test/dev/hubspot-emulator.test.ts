@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { createHubSpotEmulator, type EmulatorOptions, type HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
+import { DailyCounter, RollingWindow } from '../../dev/hubspot-emulator/rate-window.js'
 
 const TOKEN = 'emulator-access-token'
 const SCOPE = 'conversations.visitor_identification.tokens.create'
@@ -22,7 +23,7 @@ interface CreateOptions {
   rawBody?: string
   headers?: Record<string, string>
   signal?: AbortSignal
-  redirect?: RequestRedirect
+  redirect?: 'follow' | 'manual' | 'error'
 }
 
 function create (emulator: HubSpotEmulator, options: CreateOptions = {}): Promise<Response> {
@@ -47,6 +48,30 @@ function control (emulator: HubSpotEmulator, path: string, body?: unknown): Prom
     ? {}
     : { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) })
 }
+
+t.test('rolling window counts requests younger than the interval, on a driven clock', async t => {
+  const window = new RollingWindow()
+  t.equal(window.add(1000, 100), 1)
+  t.equal(window.add(1050, 100), 2)
+  t.equal(window.add(1099, 100), 3)
+  t.equal(window.count(1099, 100), 3)
+  t.equal(window.msUntilBelow(1099, 100, 3), 1, 'the oldest leaves at 1100')
+  t.equal(window.msUntilBelow(1099, 100, 2), 51, 'two must leave to get below 2')
+  t.equal(window.msUntilBelow(1099, 100, 10), 0)
+  t.equal(window.count(1100, 100), 2)
+  t.equal(window.add(1200, 100), 1)
+  t.equal(window.maxInWindow, 3)
+})
+
+t.test('daily counter starts over at UTC midnight', async t => {
+  const counter = new DailyCounter()
+  const lateInDay = Date.parse('2026-11-26T23:59:59.000Z')
+  counter.add(lateInDay)
+  counter.add(lateInDay)
+  t.equal(counter.count(lateInDay), 2)
+  t.equal(counter.msUntilReset(lateInDay), 1000)
+  t.equal(counter.count(lateInDay + 1000), 0)
+})
 
 t.test('issues an opaque token on every create path and remembers it', async t => {
   const emulator = await start(t)
@@ -428,15 +453,14 @@ t.test('control API: health, unknown paths, wrong methods, no recording', async 
 t.test('close() does not wait for hanging or trickling requests', async t => {
   const emulator = await createHubSpotEmulator()
   emulator.setFaults({ sequence: [{ kind: 'hang' }, { kind: 'trickle' }, { kind: 'delay', ms: 60_000 }] })
-  const hanging = create(emulator)
+  const hanging = t.rejects(create(emulator))
   const trickling = await create(emulator)
-  const delayed = create(emulator)
+  const cutShort = t.rejects(trickling.text())
+  const delayed = t.rejects(create(emulator))
   await sleep(50)
   const started = Date.now()
   await emulator.close()
   await emulator.close()
   t.ok(Date.now() - started < 1000, 'closed promptly')
-  await t.rejects(hanging)
-  await t.rejects(trickling.text())
-  await t.rejects(delayed)
+  await Promise.all([hanging, cutShort, delayed])
 })
