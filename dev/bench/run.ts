@@ -1,0 +1,77 @@
+import { spawnSync } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { hasTaskset } from './processes.js'
+import { writeReport } from './report.js'
+import { memory, startup, storm } from './scenarios/capacity.js'
+import { baseline, hit, miss, type RunSettings } from './scenarios/throughput.js'
+import type { Row, Target } from './stats.js'
+import { LOAD_CPU } from './stack.js'
+
+/**
+ * `npm run bench` (full) or `npm run bench -- --smoke` (one short iteration of each scenario, for CI:
+ * it proves the bench still runs; the numbers are not judged there).
+ */
+const { values } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, only: { type: 'string' } } })
+const smoke = values.smoke
+const only = values.only?.split(',')
+const wanted = (name: string): boolean => only === undefined || only.includes(name)
+
+if (hasTaskset) spawnSync('taskset', ['-p', '-c', String(LOAD_CPU), String(process.pid)], { stdio: 'ignore' })
+
+const settings: RunSettings & { stormIdentities: number; stormBudget: number; memoryIdentities: number } = smoke
+  ? { iterations: 1, durationS: 1, connections: 10, hitIdentities: 1000, stormIdentities: 200, stormBudget: 100, memoryIdentities: 2000 }
+  : { iterations: 3, durationS: 10, connections: 10, hitIdentities: 10_000, stormIdentities: 2000, stormBudget: 100, memoryIdentities: 100_000 }
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14'
+
+const rows: Row[] = []
+const targets: Target[] = []
+const log = (line: string): void => { process.stdout.write(`[bench] ${line}\n`) }
+
+log(`settings ${JSON.stringify(settings)}${hasTaskset ? '' : ' (no taskset: processes not pinned)'}`)
+const base = await baseline(settings)
+rows.push(base)
+const baselineRps = base.rps!.median
+log(`baseline ${baselineRps.toFixed(0)} req/s`)
+
+if (wanted('hit')) {
+  for (const algorithm of ['HS256', 'RS256', 'ES256'] as const) {
+    const result = await hit(settings, algorithm, baselineRps)
+    rows.push(result)
+    log(`${result.scenario}: ${result.rps!.median.toFixed(0)} req/s`)
+    if (algorithm === 'HS256') {
+      targets.push({ name: 'hit HS256 throughput', limit: '≥ 0.45 × baseline', measured: `${result.ratioToBaseline!.toFixed(2)} ×`, met: result.ratioToBaseline! >= 0.45 })
+      targets.push({ name: 'hit HS256 p99 at 10 connections', limit: '≤ 5 ms', measured: `${result.p99Ms!.median} ms`, met: result.p99Ms!.median <= 5 })
+    }
+  }
+}
+if (wanted('miss')) {
+  const fast = await miss(settings, 0, baselineRps)
+  rows.push(fast.row)
+  targets.push({ name: 'miss at 0 ms: server CPU per request', limit: '≤ 300 µs', measured: `${fast.row.cpuUsPerRequest!.median.toFixed(0)} µs`, met: fast.row.cpuUsPerRequest!.median <= 300 })
+  const slow = await miss(settings, 50, baselineRps)
+  rows.push(slow.row)
+  const overhead = slow.row.p50Ms!.median - slow.emulatorP50
+  targets.push({ name: 'miss at 50 ms: p50 above the emulator\'s own', limit: '≤ 1.5 ms', measured: `${overhead.toFixed(1)} ms`, met: overhead <= 1.5 })
+  log(`miss done: ${fast.row.cpuUsPerRequest!.median.toFixed(0)} µs/req at 0 ms, +${overhead.toFixed(1)} ms at 50 ms`)
+}
+if (wanted('storm')) {
+  const result = await storm(settings.stormIdentities, settings.stormBudget, redisUrl)
+  rows.push(result.row)
+  targets.push({ name: 'storm: time to serve all', limit: '≤ 1.15 × minimum', measured: `${(result.seconds / result.theoreticalS).toFixed(2)} ×`, met: result.seconds <= 1.15 * result.theoreticalS })
+  targets.push({ name: 'storm: 429s from HubSpot', limit: '0', measured: String(result.emulator429), met: result.emulator429 === 0 })
+  log(result.row.notes)
+}
+if (wanted('memory')) {
+  const result = await memory(settings.memoryIdentities)
+  rows.push(result.row)
+  const limitMb = 60 * settings.memoryIdentities / 100_000
+  targets.push({ name: `memory: ${settings.memoryIdentities} cached identities`, limit: `≤ ${limitMb.toFixed(0)} MB above idle`, measured: `+${(result.fullMb - result.idleMb).toFixed(1)} MB`, met: result.fullMb - result.idleMb <= limitMb })
+  log(result.row.notes)
+}
+if (wanted('startup')) {
+  const result = await startup(smoke ? 1 : 3)
+  rows.push(result.row)
+  targets.push({ name: 'start-up to first healthy answer', limit: '< 1000 ms', measured: `${result.medianMs.toFixed(0)} ms`, met: result.medianMs < 1000 })
+}
+
+process.stdout.write('\n' + writeReport(rows, targets, { ...settings, smoke }))

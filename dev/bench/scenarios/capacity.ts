@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { runLoad } from '../load.js'
+import { rssBytes } from '../processes.js'
+import { sessionKeys, signMany } from '../sessions.js'
+import { type Row, spread } from '../stats.js'
+import { startEmulator, startService } from '../stack.js'
+
+/** Storm, memory and start-up: what a login wave, a full cache and autoscaling cost. */
+
+export interface StormResult { row: Row; seconds: number; theoreticalS: number; emulator429: number }
+
+/** Two replicas sharing Redis take a login wave against an emulator that enforces the same budget. */
+export async function storm (identities: number, budgetPerSecond: number, redisUrl: string): Promise<StormResult> {
+  const db = new URL(redisUrl)
+  spawnSync('redis-cli', ['-h', db.hostname, '-p', db.port || '6379', '-n', db.pathname.slice(1) || '0', 'FLUSHDB'], { stdio: 'ignore' })
+  const emulator = await startEmulator({ rateLimit: `${budgetPerSecond}/1s` })
+  const keys = sessionKeys('HS256')
+  const env = { ...keys.env, HUBSPOT_BASE_URL: emulator.url, REDIS_URL: redisUrl, HUBSPOT_RATE_LIMIT: `${budgetPerSecond}/1s` }
+  const replicas = [await startService(env, 'replica-a'), await startService(env, 'replica-b')]
+  try {
+    const tokens = signMany(keys, identities, 'storm')
+    let next = 0
+    let retried = 0
+    const started = performance.now()
+    // Each browser retries after Retry-After until served, as chat-identity.js does.
+    const browser = async (): Promise<void> => {
+      while (next < tokens.length) {
+        const index = next++
+        for (;;) {
+          const response = await fetch(`${replicas[index % 2]!.url}/chat-token`, { headers: { authorization: `Bearer ${tokens[index]}` } })
+          await response.arrayBuffer()
+          if (response.status === 200) break
+          retried++
+          await sleep(Number(response.headers.get('retry-after') ?? '1') * 1000)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(200, identities) }, browser))
+    const seconds = (performance.now() - started) / 1000
+    const stats = await (await fetch(`${emulator.url}/__emulator/stats`)).json() as { rejected429: number; maxInWindow: number }
+    const theoreticalS = identities / budgetPerSecond
+    return {
+      seconds,
+      theoreticalS,
+      emulator429: stats.rejected429,
+      row: {
+        scenario: `storm: ${identities} identities, 2 replicas + Redis, budget ${budgetPerSecond}/s`,
+        notes: `all served in ${seconds.toFixed(1)} s vs ${theoreticalS.toFixed(1)} s minimum (${(seconds / theoreticalS).toFixed(2)}×); emulator 429s: ${stats.rejected429}; max calls in any window: ${stats.maxInWindow}; client retries: ${retried}`
+      }
+    }
+  } finally {
+    for (const replica of replicas) await replica.process.stop()
+    await emulator.process.stop()
+  }
+}
+
+export interface MemoryResult { row: Row; idleMb: number; fullMb: number }
+
+export async function memory (identities: number): Promise<MemoryResult> {
+  const emulator = await startEmulator()
+  const keys = sessionKeys('HS256')
+  const service = await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s', TOKEN_CACHE_MAX_ENTRIES: String(Math.max(identities, 100_000)) })
+  try {
+    const tokens = signMany(keys, identities, 'mem')
+    const url = `${service.url}/chat-token`
+    // Idle: after a few requests, so lazily loaded code counts as idle, not as cache.
+    await runLoad({ url, connections: 4, amount: 200, headersFor: n => ({ authorization: `Bearer ${tokens[n % 50]}` }) })
+    const idleMb = rssBytes(service.process.pid) / 2 ** 20
+    const filled = await runLoad({ url, connections: 50, amount: identities, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) })
+    await sleep(1000)
+    const fullMb = rssBytes(service.process.pid) / 2 ** 20
+    return {
+      idleMb,
+      fullMb,
+      row: {
+        scenario: `memory: ${identities} cached identities (memory mode)`,
+        rssMb: spread([fullMb]),
+        notes: `idle ${idleMb.toFixed(1)} MB → ${fullMb.toFixed(1)} MB (+${(fullMb - idleMb).toFixed(1)} MB); ${filled.non2xx + filled.errors} failed fills`
+      }
+    }
+  } finally {
+    await service.process.stop()
+    await emulator.process.stop()
+  }
+}
+
+export async function startup (iterations: number): Promise<{ row: Row; medianMs: number }> {
+  const emulator = await startEmulator()
+  const keys = sessionKeys('HS256')
+  const times: number[] = []
+  try {
+    for (let i = 0; i < iterations; i++) {
+      const service = await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url })
+      times.push(service.startupMs)
+      await service.process.stop()
+    }
+  } finally {
+    await emulator.process.stop()
+  }
+  const ms = spread(times)
+  return { medianMs: ms.median, row: { scenario: 'start-up: spawn to first /healthz 200', notes: `${ms.median.toFixed(0)} ms (${ms.min.toFixed(0)}–${ms.max.toFixed(0)})` } }
+}

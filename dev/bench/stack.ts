@@ -1,0 +1,55 @@
+import { type BenchProcess, freePort, startProcess, waitForHealthy } from './processes.js'
+
+/** Starting the emulator, service replicas and the baseline as separate, pinned processes. */
+
+export const BENCH_ACCESS_TOKEN = 'bench-access-token'
+/** The service and the baseline get core 0; the load generator and the emulator share core 1. */
+export const SERVER_CPU = 0
+export const LOAD_CPU = 1
+
+export interface Running {
+  process: BenchProcess
+  url: string
+  startupMs: number
+}
+
+export async function startEmulator (options: { latencyMs?: number; rateLimit?: string } = {}): Promise<Running> {
+  const port = await freePort()
+  const since = performance.now()
+  const process = startProcess('emulator', globalThis.process.execPath, [
+    '--import', 'tsx', 'dev/hubspot-emulator/cli.ts',
+    '--port', String(port), '--tokens', BENCH_ACCESS_TOKEN,
+    '--latency-ms', String(options.latencyMs ?? 0),
+    '--rate-limit', options.rateLimit ?? '1000000/10s',
+    '--daily-limit', '1000000000'
+  ], {}, LOAD_CPU)
+  const url = `http://127.0.0.1:${port}`
+  return { process, url, startupMs: await waitForHealthy(`${url}/__emulator/health`, since) }
+}
+
+export async function startService (env: Record<string, string>, name = 'service'): Promise<Running & { metricsUrl: string }> {
+  const port = await freePort()
+  const metricsPort = await freePort()
+  const since = performance.now()
+  const process = startProcess(name, globalThis.process.execPath, ['dist/server.js'], {
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    LOG_LEVEL: 'info',
+    HUBSPOT_ACCESS_TOKEN: BENCH_ACCESS_TOKEN,
+    RATE_LIMIT_MAX: '1000000',
+    SHUTDOWN_DRAIN_MS: '0',
+    ...env
+  }, SERVER_CPU)
+  const url = `http://127.0.0.1:${port}`
+  return { process, url, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, startupMs: await waitForHealthy(`${url}/healthz`, since) }
+}
+
+export async function startBaseline (): Promise<Running> {
+  const port = await freePort()
+  const since = performance.now()
+  const process = startProcess('baseline', globalThis.process.execPath, ['dev/bench/baseline-server.mjs'], { PORT: String(port) }, SERVER_CPU)
+  const url = `http://127.0.0.1:${port}`
+  return { process, url, startupMs: await waitForHealthy(`${url}/`, since) }
+}
