@@ -6,6 +6,7 @@ import type { JwtConfig } from '../config.js'
 import { ServiceError, isServiceError } from '../errors.js'
 import type { SessionClaims } from './identity.js'
 import { JwksKeyStore } from './jwks-key-store.js'
+import { tokenShapeProblem } from './token-shape.js'
 
 /** Where the session JWT came from: cookie-borne sessions get an origin check (CSRF). */
 export type SessionSource = 'header' | 'cookie'
@@ -57,7 +58,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
       ...(jwt.issuers.length > 0 ? { allowedIss: jwt.issuers } : {}),
       ...(jwt.audiences.length > 0 ? { allowedAud: jwt.audiences } : {}),
       ...(jwt.key.kind === 'secret' ? {} : { cache: VERIFIED_TOKEN_CACHE_SIZE }),
-      // The token was already found (and size-checked) by findSessionToken.
+      // The token was already found (and its size and shape checked) by findSessionToken.
       extractToken: (request: FastifyRequest) => request.sessionToken ?? undefined
     },
     // The JWKS key callback needs the header (kid, alg), so decode the complete token there.
@@ -69,12 +70,14 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
   fastify.decorate('verifySession', async function verifySession (request: FastifyRequest): Promise<VerifiedSession> {
     const found = findSessionToken(request, cookieName)
     request.sessionToken = found.token
+    let claims: SessionClaims
     try {
-      const claims = await request.jwtVerify<SessionClaims>()
-      return { claims, source: found.source }
+      claims = await request.jwtVerify<SessionClaims>()
     } catch (error) {
       throw translateJwtError(error)
     }
+    checkIssuedAt(claims.iat, jwt.clockToleranceS)
+    return { claims, source: found.source }
   })
 }
 
@@ -101,16 +104,26 @@ function keyOption (jwt: JwtConfig): FastifyJWTOptions['secret'] {
  */
 function findSessionToken (request: FastifyRequest, cookieName: string | undefined): { token: string; source: SessionSource } {
   const match = bearerPattern.exec(request.headers.authorization ?? '')
-  if (match?.[1] !== undefined && match[1] !== '') return { token: checkSize(match[1]), source: 'header' }
+  if (match?.[1] !== undefined && match[1] !== '') return { token: checkShape(match[1]), source: 'header' }
   if (cookieName !== undefined) {
     const cookie = request.cookies[cookieName]
-    if (cookie !== undefined && cookie !== '') return { token: checkSize(cookie), source: 'cookie' }
+    if (cookie !== undefined && cookie !== '') return { token: checkShape(cookie), source: 'cookie' }
   }
   throw new ServiceError('missing_token', 'No session token was sent')
 }
 
-function checkSize (token: string): string {
+/** fast-jwt leaves iat unchecked: a non-numeric or future issue time is doubtful, so refuse it. */
+function checkIssuedAt (iat: unknown, toleranceS: number): void {
+  if (iat === undefined) return
+  if (typeof iat !== 'number' || !Number.isFinite(iat) || iat > Date.now() / 1000 + toleranceS) {
+    throw new ServiceError('invalid_token', 'The session token has an unusable issue time')
+  }
+}
+
+function checkShape (token: string): string {
   if (token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
+  const problem = tokenShapeProblem(token)
+  if (problem !== undefined) throw new ServiceError('invalid_token', `The session token ${problem}`)
   return token
 }
 

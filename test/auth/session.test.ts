@@ -61,18 +61,6 @@ t.test('JWT_ALGORITHMS pins the algorithm', async t => {
   t.equal((await service.get('/chat-token', bearer(signSession(claims)))).status, 200)
 })
 
-t.test('alg "none" is refused in every casing', async t => {
-  const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
-  const body = Buffer.from(JSON.stringify({ ...claims, exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url')
-  for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
-    const header = Buffer.from(JSON.stringify({ alg, typ: 'JWT' })).toString('base64url')
-    const answer = await service.get('/chat-token', bearer(`${header}.${body}.`))
-    t.equal(answer.json().code, 'invalid_token', alg)
-  }
-  t.equal(emulator.calls().length, 0)
-})
-
 t.test('issuer and audience must match when configured', async t => {
   const emulator = await startEmulator(t)
   const service = await startService(t, baseEnv(emulator, { JWT_ISSUER: 'https://idp.example.com/,https://old-idp.example.com/', JWT_AUDIENCE: 'web' }))
