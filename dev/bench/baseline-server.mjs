@@ -1,4 +1,5 @@
 // The anchor every ratio is taken against: a bare Fastify JSON route, no logging, in its own process.
+import process from 'node:process'
 import Fastify from 'fastify'
 
 const app = Fastify({ logger: false })
