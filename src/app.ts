@@ -5,12 +5,18 @@ import { createUserDirectory } from './auth/user-lookup.js'
 import type { Config } from './config.js'
 import { type Clock, systemClock } from './deadline.js'
 import { createHubSpotClient } from './hubspot/client.js'
+import { edgeProtection } from './http/edge.js'
+import { listenerOptions } from './http/listener-options.js'
 import { registerProblemHandlers } from './http/problem.js'
 import { requestIdFrom } from './http/request-id.js'
 import { createEmailHasher, loggerOptions } from './logging.js'
+import { requestMetrics } from './metrics/request-metrics.js'
+import type { ServiceMetrics } from './metrics/service-metrics.js'
+import { chatIdentityScriptRoutes, DEFAULT_BROWSER_HELPER_DIR } from './routes/chat-identity-script.js'
 import { chatTokenRoutes } from './routes/chat-token.js'
 import { healthRoutes, type Lifecycle } from './routes/health.js'
-import { createMintingIssuer } from './tokens/token-issuer.js'
+import { noTokenEvents } from './tokens/token-events.js'
+import { createTokenServices } from './tokens/token-services.js'
 
 export interface AppDependencies {
   clock?: Clock
@@ -19,6 +25,15 @@ export interface AppDependencies {
   /** Shared with server.ts, which flips `draining` on SIGTERM. */
   lifecycle?: Lifecycle
   random?: () => number
+  /** Prefix of every Redis key and channel (default `ct:v1:`): tests sharing one Redis use their own. */
+  redisKeyPrefix?: string
+  /**
+   * Prometheus metrics (server.ts serves them on METRICS_PORT); none are kept when absent. Its
+   * `tokenEvents` is what the token cache, budget, breaker and Redis code report to.
+   */
+  metrics?: ServiceMetrics
+  /** Folder of the built browser helper (default dist/public); tests and the demo bundle their own. */
+  browserHelperDir?: string
 }
 
 /** A hop count trusts that many proxies in front of us, counted from the socket. */
@@ -38,13 +53,25 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     genReqId: requestIdFrom,
     trustProxy: trustProxyOption(config.trustProxy),
     // The service reads no request bodies; a small limit keeps junk uploads cheap to refuse.
-    bodyLimit: 16 * 1024
+    bodyLimit: 16 * 1024,
+    ...listenerOptions(config.http)
   })
 
   registerProblemHandlers(app)
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  // While draining, every answer closes its connection, so clients and proxies reconnect elsewhere. At
+  // send time, not arrival: a request that began before SIGTERM must not leave an idle keep-alive socket
+  // holding the server's close open.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (lifecycle.draining) reply.header('connection', 'close')
+    done(null, payload)
+  })
+  // app.close() without server.ts (tests, embedding) is a shutdown too: readiness must say so.
+  app.addHook('preClose', async () => { lifecycle.draining = true })
+  await app.register(edgeProtection, { corsOrigins: config.corsOrigins, loadShedding: config.loadShedding })
+  if (deps.metrics !== undefined) await app.register(requestMetrics, { observe: deps.metrics.observeRequest })
   // One line per request (pino costs ~60 µs a line): status, duration, error code, hashed email.
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
@@ -57,20 +84,29 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     }, 'request')
   })
 
-  const hubspot = createHubSpotClient(config.hubspot, { clock, random: deps.random })
+  const tokens = await createTokenServices(config, {
+    clock,
+    random: deps.random,
+    log: app.log,
+    events: deps.metrics?.tokenEvents ?? noTokenEvents,
+    redisKeyPrefix: deps.redisKeyPrefix
+  })
+  const hubspot = createHubSpotClient(config.hubspot, { clock, random: deps.random, onAttempt: deps.metrics?.hubspotAttempt, gate: tokens.gate })
   const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup)
   app.addHook('onClose', async () => {
-    await Promise.all([hubspot.close(), directory?.close()])
+    await Promise.all([hubspot.close(), directory?.close(), tokens.close()])
   })
 
   await app.register(sessionAuth, { jwt: config.jwt })
-  await app.register(healthRoutes, { lifecycle, checks: {} })
+  await app.register(healthRoutes, { lifecycle, checks: tokens.checks })
+  await app.register(chatIdentityScriptRoutes, { dir: deps.browserHelperDir ?? DEFAULT_BROWSER_HELPER_DIR })
   await app.register(chatTokenRoutes, {
-    issuer: createMintingIssuer(hubspot, config.hubspot.timeoutMs, clock),
+    issuer: tokens.issuerFor(hubspot),
     directory,
     identity: config.identity,
     corsOrigins: config.corsOrigins,
-    hashEmail: createEmailHasher(config.hubspot.accessToken)
+    hashEmail: createEmailHasher(config.hubspot.accessToken),
+    callerLimit: { ...config.callerRateLimit, redis: tokens.redis }
   })
   return app
 }

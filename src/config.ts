@@ -72,6 +72,10 @@ export interface Config {
   redisUrl: string | undefined
   callerRateLimit: { max: number; windowS: number }
   shutdownDrainMs: number
+  /** Public listener limits; the README's runbook says why keep-alive outlives the load balancer's idle timeout. */
+  http: { keepAliveTimeoutMs: number; headersTimeoutMs: number; requestTimeoutMs: number }
+  /** Load shedding: 0 turns a threshold off; an unset heap threshold means 90% of V8's heap limit. */
+  loadShedding: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number | undefined }
 }
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -140,7 +144,22 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
       max: read.integer('RATE_LIMIT_MAX', 30, 1, 1_000_000),
       windowS: read.integer('RATE_LIMIT_WINDOW_S', 60, 1, 86_400)
     },
-    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 5000, 0, 600_000)
+    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 5000, 0, 600_000),
+    http: {
+      keepAliveTimeoutMs: read.integer('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 3_600_000),
+      headersTimeoutMs: read.integer('HEADERS_TIMEOUT_MS', 10_000, 1000, 600_000),
+      requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', 15_000, 1000, 600_000)
+    },
+    loadShedding: {
+      maxEventLoopDelayMs: read.integer('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
+      maxHeapUsedBytes: read.raw('MAX_HEAP_USED_BYTES') === undefined ? undefined : read.integer('MAX_HEAP_USED_BYTES', 0, 0, Number.MAX_SAFE_INTEGER)
+    }
+  }
+  if (config.metricsPort !== 0 && config.metricsPort === config.port) {
+    read.problem('METRICS_PORT', 'must differ from PORT: metrics never share the public listener')
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    read.problem('HEADERS_TIMEOUT_MS', 'must not exceed REQUEST_TIMEOUT_MS (Node refuses it)')
   }
 
   if (problems.length > 0) throw new ConfigError(problems)

@@ -1,8 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseEnv } from 'node:util'
+import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, type Env, loadConfig } from './config.js'
+import { type Config, ConfigError, type Env, loadConfig } from './config.js'
+import { type MetricsListener, startMetricsListener } from './metrics/listener.js'
+import { createServiceMetrics } from './metrics/service-metrics.js'
 import type { Lifecycle } from './routes/health.js'
+import { startupSummary } from './startup.js'
 
 /** The one file that touches the process: environment, listening, signals. */
 
@@ -10,6 +15,14 @@ import type { Lifecycle } from './routes/health.js'
 function environment (): Env {
   const fromFile = existsSync('.env') ? parseEnv(readFileSync('.env', 'utf8')) : {}
   return { ...fromFile, ...process.env }
+}
+
+/**
+ * How long a shutdown may take before the process is killed: the drain, then the longest a request in
+ * flight can still run (its upstream deadlines), plus a margin for closing pools and Redis.
+ */
+function shutdownBudgetMs (config: Config): number {
+  return config.shutdownDrainMs + config.hubspot.timeoutMs + (config.userLookup?.timeoutMs ?? 0) + 2000
 }
 
 async function main (): Promise<void> {
@@ -25,25 +38,38 @@ async function main (): Promise<void> {
   }
 
   const lifecycle: Lifecycle = { draining: false }
-  const app = await buildApp(config, { lifecycle })
+  const metrics = config.metricsPort === 0 ? undefined : createServiceMetrics({ redisConfigured: config.redisUrl !== undefined })
+  const app = await buildApp(config, { lifecycle, metrics })
+  let metricsListener: MetricsListener | undefined
 
-  let closing = false
-  const shutdown = async (signal: string): Promise<void> => {
-    if (closing) {
-      app.log.warn({ signal }, 'second signal, exiting at once')
-      process.exit(1)
-    }
-    closing = true
+  // The first signal drains and closes; a second one (or the budget running out) exits at once with 1.
+  closeWithGrace({
+    delay: shutdownBudgetMs(config),
+    logger: { error: (error: unknown) => app.log.error({ err: error }, 'shutdown failed') },
+    onSecondSignal: signal => app.log.warn({ signal }, 'second signal, exiting at once'),
+    onTimeout: delay => app.log.error({ delayMs: delay }, 'shutdown took too long, exiting')
+  }, async ({ signal, err }) => {
+    const startedAt = Date.now()
     lifecycle.draining = true
-    app.log.info({ signal, drainMs: config.shutdownDrainMs }, 'draining before shutdown')
-    await new Promise(resolve => setTimeout(resolve, config.shutdownDrainMs))
+    if (err !== undefined) {
+      app.log.fatal({ err }, 'unexpected error, closing without a drain')
+    } else if (signal === 'SIGTERM' && config.shutdownDrainMs > 0) {
+      // Readiness now answers 503; requests keep being served until the load balancer has noticed.
+      app.log.info({ signal, drainMs: config.shutdownDrainMs }, 'draining')
+      await sleep(config.shutdownDrainMs)
+    }
+    app.log.info({ signal }, 'closing: refusing new connections, finishing requests in flight')
+    // onClose hooks close the HubSpot pool, the user directory and Redis.
     await app.close()
-    process.exit(0)
-  }
-  process.on('SIGTERM', signal => { void shutdown(signal) })
-  process.on('SIGINT', signal => { void shutdown(signal) })
+    await metricsListener?.close()
+    app.log.info({ ms: Date.now() - startedAt }, 'closed')
+  })
 
-  await app.listen({ port: config.port, host: config.host })
+  const url = await app.listen({ port: config.port, host: config.host })
+  if (metrics !== undefined) {
+    metricsListener = await startMetricsListener(metrics.registry, { port: config.metricsPort, host: config.host })
+  }
+  app.log.info(startupSummary(config, { url, metricsUrl: metricsListener?.url }), 'chat-token started')
 }
 
 main().catch(error => {

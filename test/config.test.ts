@@ -143,3 +143,16 @@ t.test('the process stops with exit code 1 and one message listing every problem
   t.match(result.stderr, /PORT:.*\n.*HUBSPOT_ACCESS_TOKEN:.*\n.*HUBSPOT_TIMEOUT_MS:.*\n.*JWT_SECRET:/)
   t.notMatch(result.stderr, /\bat .*\.ts:\d+/, 'no stack trace')
 })
+
+t.test('listener limits and load shedding: defaults, bounds and cross-checks', async t => {
+  const config = loadConfig(minimal)
+  t.same(config.http, { keepAliveTimeoutMs: 72_000, headersTimeoutMs: 10_000, requestTimeoutMs: 15_000 })
+  t.same(config.loadShedding, { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: undefined }, 'heap threshold follows V8 when unset')
+  t.same(loadConfig({ ...minimal, MAX_HEAP_USED_BYTES: '0', MAX_EVENT_LOOP_DELAY_MS: '0' }).loadShedding, { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 0 })
+  t.equal(loadConfig({ ...minimal, MAX_HEAP_USED_BYTES: '1073741824' }).loadShedding.maxHeapUsedBytes, 1_073_741_824)
+  t.match(problemsOf({ ...minimal, KEEP_ALIVE_TIMEOUT_MS: '500' }).join(), /KEEP_ALIVE_TIMEOUT_MS: must be a whole number from 1000/)
+  t.match(problemsOf({ ...minimal, HEADERS_TIMEOUT_MS: '20000' }).join(), /HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS/)
+  t.match(problemsOf({ ...minimal, MAX_HEAP_USED_BYTES: 'lots' }).join(), /MAX_HEAP_USED_BYTES/)
+  t.match(problemsOf({ ...minimal, PORT: '9000', METRICS_PORT: '9000' }).join(), /METRICS_PORT: must differ from PORT/)
+  t.same(problemsOf({ ...minimal, PORT: '0', METRICS_PORT: '0' }), [], 'two zeros: an ephemeral port and no metrics')
+})

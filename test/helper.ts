@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { createSigner } from 'fast-jwt'
@@ -5,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { request } from 'undici'
 import { buildApp, type AppDependencies } from '../src/app.js'
 import { type Env, loadConfig } from '../src/config.js'
-import { createHubSpotEmulator, type EmulatorOptions, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
+import { createHubSpotEmulator, type EmulatorOptions, type EmulatorStats, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
 
 /** Shared test fixtures: a real emulator and a real listening service for each test, no stubs. */
 
@@ -105,4 +106,33 @@ export async function startJwksServer (t: Teardown, initialKeys: object[]): Prom
     setKeys: next => { keys = next },
     setStatus: next => { status = next }
   }
+}
+
+/** A clock that moves only when told: for TTLs, backoff and windows without sleeping. */
+export function manualClock (start = Date.parse('2026-11-26T09:00:00Z')): { now: () => number; advance: (ms: number) => void; set: (at: number) => void } {
+  let now = start
+  return { now: () => now, advance: ms => { now += ms }, set: at => { now = at } }
+}
+
+/**
+ * The emulator in a process of its own (`npm run emulator`), for load tests: there it stamps each call
+ * when it arrives, as HubSpot does, instead of whenever the loaded test process gets round to it.
+ */
+export async function startEmulatorProcess (t: Teardown, args: string[] = []): Promise<{ url: string; stats: () => Promise<EmulatorStats> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', ACCESS_TOKEN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const url = await new Promise<string>((resolve, reject) => {
+    let output = ''
+    child.once('exit', code => reject(new Error(`emulator exited (${code}): ${output}`)))
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /listening on (http:\/\/\S+)/.exec(output)
+      if (match?.[1] !== undefined) resolve(match[1])
+    })
+  })
+  const stats = async (): Promise<EmulatorStats> => {
+    const response = await request(`${url}/__emulator/stats`)
+    return await response.body.json() as EmulatorStats
+  }
+  return { url, stats }
 }

@@ -1,48 +1,32 @@
-import { randomBytes } from 'node:crypto'
-import { createSigner } from 'fast-jwt'
-import { buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
-import { createHubSpotEmulator } from '../hubspot-emulator/emulator.js'
+import { startDemoStack } from './stack.js'
 
 /**
- * `npm run demo`: the HubSpot emulator and the service wired to it, with a fresh demo secret and
- * access token, so everything runs locally with no credentials.
+ * `npm run demo`: the HubSpot emulator, the service wired to it and the demo site in front of both, on
+ * one URL, with a fresh demo secret and access token, so everything runs locally with no credentials.
  */
-const port = Number(process.env.DEMO_PORT ?? 3000)
-const emulatorPort = Number(process.env.DEMO_EMULATOR_PORT ?? 8090)
-const accessToken = `demo-${randomBytes(12).toString('hex')}`
-const jwtSecret = randomBytes(32).toString('base64url')
-
-const emulator = await createHubSpotEmulator({ port: emulatorPort, accessTokens: [accessToken] })
-const config = loadConfig({
-  PORT: String(port),
-  HOST: '127.0.0.1',
-  LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-  HUBSPOT_ACCESS_TOKEN: accessToken,
-  HUBSPOT_BASE_URL: emulator.url,
-  JWT_SECRET: jwtSecret
+const stack = await startDemoStack({
+  port: Number(process.env.DEMO_PORT ?? 3000),
+  emulatorPort: Number(process.env.DEMO_EMULATOR_PORT ?? 8090),
+  logLevel: process.env.LOG_LEVEL ?? 'info'
 })
-const app = await buildApp(config)
-await app.listen({ port: config.port, host: config.host })
 
-const sessionJwt = createSigner({ key: jwtSecret, expiresIn: 12 * 60 * 60 * 1000 })({
-  sub: 'demo-user-1', email: 'ada@example.com', given_name: 'Ada', family_name: 'Lovelace', email_verified: true
-})
+const sessionJwt = stack.site.sessionFor('ada@example.com')
 process.stdout.write([
   '',
-  `chat-token demo: service on http://127.0.0.1:${port}, HubSpot emulator on ${emulator.url}`,
-  'Get an identification token for the demo user (ada@example.com):',
+  `chat-token demo: open ${stack.url} and log in as any email; the chat box shows who HubSpot sees.`,
+  `(The site routes /chat-token and /chat-identity.js to the service on ${stack.serviceUrl}; HubSpot emulator on ${stack.emulator.url}.)`,
   '',
-  `  curl -s http://127.0.0.1:${port}/chat-token -H 'Authorization: Bearer ${sessionJwt}'`,
+  'Or get an identification token for the demo user (ada@example.com) without a browser:',
   '',
-  `Check it is genuine: curl -s ${emulator.url}/__emulator/tokens/<token>`,
+  `  curl -s ${stack.url}/chat-token -H 'Authorization: Bearer ${sessionJwt}'`,
+  '',
+  `Check it is genuine: curl -s ${stack.emulator.url}/__emulator/tokens/<token>`,
   'Ctrl-C stops everything.',
   ''
 ].join('\n'))
 
 async function stop (): Promise<void> {
-  await app.close()
-  await emulator.close()
+  await stack.close()
   process.exit(0)
 }
 process.once('SIGINT', () => { void stop() })

@@ -4,6 +4,7 @@ import { pathnameOf, readBody, sendJson } from './http-io.js'
 import { CONTROL_PREFIX } from './routes.js'
 import type { EmulatorState } from './state.js'
 import { InvalidInputError } from './validate.js'
+import { sendWidgetScript, WIDGET_PATH } from './widget-asset.js'
 
 const MAX_CONTROL_BYTES = 64 * 1024
 const TOKEN_PATH = new RegExp(`^${CONTROL_PREFIX}/tokens/([^/]+)$`)
@@ -13,6 +14,9 @@ type ControlRoute = { method: 'GET' | 'POST'; handle: (body: unknown) => [status
 /** Test-facing endpoints: no auth, no rate limit, never recorded as calls. */
 export async function handleControlRequest (state: EmulatorState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const pathname = pathnameOf(req.url)
+  if (pathname === WIDGET_PATH) return sendWidgetScript(res, req.method)
+  // The stand-in widget asks from the demo page's origin whether a token is genuine.
+  if (TOKEN_PATH.test(pathname)) res.setHeader('Access-Control-Allow-Origin', '*')
   const route = findRoute(state, pathname)
   if (!route) {
     sendJson(res, 404, { error: 'not_found', message: `no control endpoint at ${pathname}` })

@@ -27,6 +27,20 @@ export interface HubSpotClientOptions {
   random?: () => number
   /** Called once per attempt, for metrics. */
   onAttempt?: (outcome: AttemptReport) => void
+  /** What every attempt passes through: the circuit breaker and the outbound budget. */
+  gate?: AttemptGate
+}
+
+/**
+ * Wraps each attempt, retries included: a retry is a call against HubSpot's limit like any other.
+ */
+export interface AttemptGate {
+  /** Before the attempt: may wait (for a budget slot) or refuse by throwing a ServiceError. */
+  before: (deadline: Deadline) => Promise<void>
+  /** After the attempt, with what it met. */
+  after: (report: AttemptReport) => void
+  /** HubSpot answered a ten-second 429 and asked us to stay away this long (undefined: it did not say). */
+  rateLimited: (waitHintMs: number | undefined) => void
 }
 
 export interface AttemptReport {
@@ -68,7 +82,9 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   async function attempt (body: string, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken | AttemptOutcome> {
     const startedAt = clock.now()
     const report = (outcome: AttemptReport['outcome'], status?: number): void => {
-      options.onAttempt?.({ status, outcome, durationMs: clock.now() - startedAt })
+      const attemptReport = { status, outcome, durationMs: clock.now() - startedAt }
+      options.gate?.after(attemptReport)
+      options.onAttempt?.(attemptReport)
     }
     let response
     try {
@@ -116,11 +132,9 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
     if (status === 429) {
       report('rate_limited', status)
       const daily = summary.policyName === 'DAILY'
-      return {
-        kind: 'rate-limited',
-        policy: daily ? 'daily' : 'rolling',
-        waitHintMs: daily ? retryAfterMs(response.headers, clock.now()) ?? msUntilNextUtcMidnight(clock.now()) : rateLimitWaitMs(response.headers, clock.now())
-      }
+      const waitHintMs = daily ? retryAfterMs(response.headers, clock.now()) ?? msUntilNextUtcMidnight(clock.now()) : rateLimitWaitMs(response.headers, clock.now())
+      if (!daily) options.gate?.rateLimited(waitHintMs)
+      return { kind: 'rate-limited', policy: daily ? 'daily' : 'rolling', waitHintMs }
     }
     if (status >= 500 && status <= 599) {
       report('server_error', status)
@@ -133,6 +147,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   async function createVisitorToken (identity: Identity, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken> {
     const body = JSON.stringify({ ...identity, ...extraBody })
     for (let retriesDone = 0; ; retriesDone++) {
+      await options.gate?.before(deadline)
       const attemptStartedAt = clock.now()
       const result = await attempt(body, deadline, log)
       if (!('kind' in result)) return result

@@ -1,14 +1,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { IdentityConfig } from '../config.js'
 import { type Identity, identityFromClaims } from '../auth/identity.js'
+import type { VerifiedSession } from '../auth/session.js'
 import type { UserDirectory } from '../auth/user-lookup.js'
+import { registerCallerRateLimit } from '../http/caller-rate-limit.js'
 import { assertCookieOriginAllowed } from '../http/origin-check.js'
+import type { RedisLink } from '../redis/connection.js'
 import { IDENTIFICATION_TOKEN_LIFETIME_MS, type TokenIssuer } from '../tokens/token-issuer.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Keyed hash of the caller's email, for the request's log line. */
     emailHash: string | null
+    /** Set by the routes' first preHandler, so the per-caller limit that follows can key on the subject. */
+    verifiedSession: VerifiedSession | null
   }
 }
 
@@ -18,6 +23,8 @@ export interface ChatTokenRouteOptions {
   identity: IdentityConfig
   corsOrigins: string[]
   hashEmail: (email: string) => string
+  /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller; counters in Redis when it is configured. */
+  callerLimit: { max: number; windowS: number; redis: RedisLink | undefined }
 }
 
 const chatTokenResponse = {
@@ -35,10 +42,26 @@ const chatTokenResponse = {
 export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenRouteOptions): Promise<void> {
   const allowedOrigins = new Set(options.corsOrigins)
   app.decorateRequest('emailHash', null)
+  app.decorateRequest('verifiedSession', null)
 
-  async function identify (request: FastifyRequest): Promise<Identity> {
+  // Verification runs before the per-caller limit (a preHandler added after this one by the rate-limit
+  // plugin), so callers are counted by their verified subject and forged tokens cannot spend anyone's quota.
+  async function verify (request: FastifyRequest): Promise<void> {
     const session = await app.verifySession(request)
     if (session.source === 'cookie') assertCookieOriginAllowed(request, allowedOrigins)
+    request.verifiedSession = session
+  }
+  await registerCallerRateLimit(app, {
+    ...options.callerLimit,
+    callerKey: request => {
+      const subject = request.verifiedSession?.claims.sub
+      return typeof subject === 'string' && subject !== '' ? `s:${options.hashEmail(`sub\u0000${subject}`)}` : `i:${options.hashEmail(`ip\u0000${request.ip}`)}`
+    }
+  })
+  const routeConfig = { preHandler: verify, config: { rateLimit: {} } }
+
+  async function identify (request: FastifyRequest): Promise<Identity> {
+    const session = request.verifiedSession!
     const resolution = identityFromClaims(session.claims, options.identity, options.directory !== undefined)
     const identity = resolution.kind === 'identity'
       ? resolution.identity
@@ -47,7 +70,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
     return identity
   }
 
-  app.get('/chat-token', { schema: { response: chatTokenResponse } }, async (request, reply) => {
+  app.get('/chat-token', { ...routeConfig, schema: { response: chatTokenResponse } }, async (request, reply) => {
     const identity = await identify(request)
     const minted = await options.issuer.tokenFor(identity, request.log)
     reply.header('cache-control', 'no-store')
@@ -58,7 +81,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
     }
   })
 
-  app.delete('/chat-token', async (request, reply) => {
+  app.delete('/chat-token', routeConfig, async (request, reply) => {
     const identity = await identify(request)
     await options.issuer.forget(identity)
     return reply.code(204).header('cache-control', 'no-store').send()

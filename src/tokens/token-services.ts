@@ -1,0 +1,87 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.js'
+import type { Clock } from '../deadline.js'
+import type { AttemptGate, HubSpotClient } from '../hubspot/client.js'
+import { createRedisLink, type RedisLink } from '../redis/connection.js'
+import type { ReadinessCheck } from '../routes/health.js'
+import { createCacheCrypto } from './cache-crypto.js'
+import { createCachingIssuer } from './caching-issuer.js'
+import { CircuitBreaker } from './circuit-breaker.js'
+import { createHubSpotGate } from './hubspot-gate.js'
+import { createMemoryTokenStore } from './memory-token-store.js'
+import { createMemoryBudget, marginMs } from './outbound-budget.js'
+import { createRedisBudget } from './redis-budget.js'
+import { createRedisTokenStore } from './redis-token-store.js'
+import type { TokenEvents } from './token-events.js'
+import type { TokenIssuer } from './token-issuer.js'
+
+export interface TokenServicesOptions {
+  clock: Clock
+  random?: () => number
+  log: FastifyBaseLogger
+  events: TokenEvents
+  /** Prefix of every Redis key and channel; tests give each run its own. */
+  redisKeyPrefix?: string
+}
+
+export interface TokenServices {
+  /** For createHubSpotClient: breaker and budget around every attempt. */
+  gate: AttemptGate
+  issuerFor: (hubspot: HubSpotClient) => TokenIssuer
+  /** Present in Redis mode, for the per-caller rate limit's store. */
+  redis: RedisLink | undefined
+  /** For /readyz: `redis: 'ok' | 'degraded'` in Redis mode. */
+  checks: Record<string, ReadinessCheck>
+  close: () => Promise<void>
+}
+
+/** How long start-up waits for Redis, so the first requests already share state; after that it carries on without. */
+const REDIS_STARTUP_WAIT_MS = 1000
+/** A lock outlives its holder's whole deadline by this much. */
+const LOCK_MARGIN_MS = 1000
+
+/** Memory mode without REDIS_URL, Redis mode (with per-process fallback) with it. */
+export async function createTokenServices (config: Config, options: TokenServicesOptions): Promise<TokenServices> {
+  const { clock, events } = options
+  const { timeoutMs, rateLimit, rateLimitReplicas } = config.hubspot
+  const ttlMs = config.tokenCache.ttlS * 1000
+  const memory = createMemoryTokenStore({ maxEntries: config.tokenCache.maxEntries, ttlMs, clock })
+
+  const redis = config.redisUrl === undefined
+    ? undefined
+    : createRedisLink({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, log: options.log, events, clock })
+  const store = redis === undefined
+    ? memory
+    : createRedisTokenStore({
+      link: redis,
+      crypto: createCacheCrypto(config.hubspot.accessToken),
+      fallback: memory,
+      ttlMs,
+      lockTtlMs: timeoutMs + LOCK_MARGIN_MS,
+      clock,
+      random: options.random
+    })
+  const budget = redis === undefined
+    ? createMemoryBudget(rateLimit, clock)
+    : createRedisBudget({ link: redis, budget: rateLimit, replicas: rateLimitReplicas, clock })
+  const breaker = new CircuitBreaker({ clock, events, probeTimeoutMs: timeoutMs })
+  const gate = createHubSpotGate({
+    breaker,
+    budget,
+    events,
+    clock,
+    windowMs: rateLimit.windowMs,
+    // A slot later than this before the deadline would leave the call too little time to finish.
+    callHeadroomMs: Math.min(1000, timeoutMs / 5),
+    lateToleranceMs: marginMs(rateLimit.windowMs) / 2
+  })
+  if (redis !== undefined) await redis.waitUntilUp(REDIS_STARTUP_WAIT_MS)
+
+  return {
+    gate,
+    issuerFor: hubspot => createCachingIssuer({ hubspot, store, timeoutMs, clock, events }),
+    redis,
+    checks: redis === undefined ? {} : { redis: () => redis.isUp() ? 'ok' : 'degraded' },
+    close: async () => { await redis?.close() }
+  }
+}

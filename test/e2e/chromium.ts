@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+
+/**
+ * Debian's Chromium driven by playwright-core; no browser is ever downloaded. The flags are the ones
+ * this machine kind needs (its closed network refuses Chromium's background connections). Playwright's
+ * launch() gives every run a new, empty profile directory of its own.
+ */
+export const CHROMIUM_PATH = '/usr/bin/chromium'
+const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'
+]
+
+type TapTest = {
+  teardown: (fn: () => unknown) => void
+  plan: (n: number, reason?: string) => void
+  fail: (message: string) => void
+}
+
+/** The browser for one test file, or undefined when the file was skipped (outside CI only). */
+export async function launchChromium (t: TapTest): Promise<Browser | undefined> {
+  if (!existsSync(CHROMIUM_PATH)) {
+    const message = `${CHROMIUM_PATH} is missing: install it with apt-get install -y chromium`
+    if (process.env.CI !== undefined && process.env.CI !== '') {
+      t.fail(`${message} (CI must run the browser tests)`)
+      return undefined
+    }
+    process.stderr.write(`\n*** browser tests SKIPPED: ${message} ***\n\n`)
+    t.plan(0, `skip: ${message}`)
+    return undefined
+  }
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+export interface ChatEvent {
+  name: 'identified' | 'anonymous' | 'error'
+  detail: Record<string, unknown>
+}
+
+/** A page that records the helper's DOM events and every uncaught error. */
+export interface WatchedPage {
+  page: Page
+  pageErrors: Error[]
+  events: () => Promise<ChatEvent[]>
+  /** Every fetch() the page has called so far, as `METHOD url`. */
+  fetchesStarted: () => Promise<string[]>
+}
+
+export async function watchedPage (context: BrowserContext): Promise<WatchedPage> {
+  const page = await context.newPage()
+  const pageErrors: Error[] = []
+  page.on('pageerror', error => { pageErrors.push(error) })
+  await page.addInitScript(() => {
+    const seen: Array<{ name: string; detail: unknown }> = []
+    Object.defineProperty(window, '__chatEvents', { value: seen })
+    for (const name of ['identified', 'anonymous', 'error']) {
+      window.addEventListener(`chat-identity:${name}`, event => { seen.push({ name, detail: (event as CustomEvent).detail }) })
+    }
+    // Counted as the page calls fetch, not as requests arrive: a test can then tell that nothing was
+    // sent without waiting for something that should not happen.
+    const started: string[] = []
+    Object.defineProperty(window, '__fetchesStarted', { value: started })
+    const pageFetch = window.fetch.bind(window)
+    window.fetch = (input, init) => {
+      started.push(`${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : String(input), location.href).href}`)
+      return pageFetch(input, init)
+    }
+  })
+  return {
+    page,
+    pageErrors,
+    events: () => page.evaluate(() => (window as unknown as { __chatEvents: ChatEvent[] }).__chatEvents),
+    fetchesStarted: () => page.evaluate(() => [...(window as unknown as { __fetchesStarted: string[] }).__fetchesStarted])
+  }
+}
+
+/** Waits until at least `count` events named `name` were seen on the page. */
+export async function waitForEvents (page: Page, name: ChatEvent['name'], count = 1): Promise<void> {
+  await page.waitForFunction(([name, count]) =>
+    (window as unknown as { __chatEvents: ChatEvent[] }).__chatEvents.filter(event => event.name === name).length >= count,
+  [name, count] as const)
+}
+
+/** Waits for the stand-in widget's verdict: identified as `email`, or anonymous. */
+export async function waitForWidget (page: Page, expected: { identifiedAs: string } | 'anonymous'): Promise<void> {
+  const state = expected === 'anonymous' ? 'anonymous' : 'identified'
+  const email = expected === 'anonymous' ? '' : expected.identifiedAs
+  await page.waitForFunction(([state, email]) => {
+    const box = document.getElementById('hs-emulator-chat')
+    return box?.dataset.state === state && box.dataset.email === email
+  }, [state, email] as const)
+}
+
+export interface WidgetView {
+  settings: { loadImmediately?: boolean; identificationEmail?: string; identificationToken?: string }
+  loads: Array<{ email: string; token: string; verdict: string }>
+  clears: Array<{ resetWidget: boolean }>
+  loaded: boolean
+}
+
+/** What HubSpot's side of the page holds: the settings and what the stand-in widget was asked to do. */
+export function widgetView (page: Page): Promise<WidgetView> {
+  return page.evaluate(() => {
+    const w = window as unknown as {
+      hsConversationsSettings?: WidgetView['settings']
+      HubSpotConversations?: { emulator: Omit<WidgetView, 'settings' | 'loaded'>; widget: { status: () => { loaded: boolean } } }
+    }
+    const sdk = w.HubSpotConversations
+    return {
+      settings: { ...w.hsConversationsSettings },
+      loads: sdk === undefined ? [] : sdk.emulator.loads.map(load => ({ ...load })),
+      clears: sdk === undefined ? [] : [...sdk.emulator.clears],
+      loaded: sdk?.widget.status().loaded ?? false
+    }
+  })
+}

@@ -1,0 +1,173 @@
+import t from 'tap'
+import { Deadline } from '../../src/deadline.js'
+import { ServiceError } from '../../src/errors.js'
+import { SlidingLog, acquireSlot, createMemoryBudget, windowWithMarginMs } from '../../src/tokens/outbound-budget.js'
+import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { manualClock } from '../helper.js'
+
+/** The largest number of times in any half-open window (t - windowMs, t]. */
+function busiestWindow (times: number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b)
+  let busiest = 0
+  let start = 0
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= windowMs) start++
+    busiest = Math.max(busiest, end - start + 1)
+  }
+  return busiest
+}
+
+t.test('a full window refuses until its oldest call leaves it, never earlier', async t => {
+  const log = new SlidingLog(3, 1000)
+  t.match(log.reserve(0, 0), { granted: true, waitMs: 0 })
+  t.match(log.reserve(400, 0), { granted: true, waitMs: 0 })
+  t.match(log.reserve(900, 0), { granted: true, waitMs: 0 })
+  t.match(log.reserve(999, 0), { granted: false, waitMs: 1 }, 'the call at 0 still counts at 999')
+  t.match(log.reserve(1000, 0), { granted: true, waitMs: 0 }, 'and no longer at 1000')
+  t.match(log.reserve(1000, 0), { granted: false, waitMs: 400 }, 'next frees when the call at 400 leaves')
+})
+
+t.test('a fixed window would let twice the budget through across a boundary; the rolling one does not', async t => {
+  const log = new SlidingLog(10, 1000)
+  const sent: number[] = []
+  for (const at of [990, 995, 1000, 1005]) {
+    for (let i = 0; i < 10; i++) if (log.reserve(at, 0).granted) sent.push(at)
+  }
+  t.equal(sent.length, 10, 'ten calls around the 1000 ms boundary, not twenty')
+  t.equal(busiestWindow(sent, 1000), 10)
+})
+
+t.test('reservations queue callers at distinct moments and never overfill any window', async t => {
+  // Random arrivals, bursts and patience: whatever the pattern, no window may hold more than max.
+  let seed = 42
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  }
+  for (const [max, windowMs] of [[5, 1000], [50, 1000], [100, 10_000], [1, 100]] as const) {
+    const log = new SlidingLog(max, windowMs)
+    const granted: number[] = []
+    const oddities: string[] = []
+    let now = 0
+    for (let i = 0; i < 5000; i++) {
+      now += random() < 0.3 ? 0 : Math.floor(random() * windowMs / max * 2)
+      const maxWaitMs = Math.floor(random() * windowMs * 3)
+      const reservation = log.reserve(now, maxWaitMs)
+      if (reservation.granted && (reservation.waitMs < 0 || reservation.waitMs > maxWaitMs)) oddities.push(`granted ${reservation.waitMs}`)
+      if (!reservation.granted && reservation.waitMs <= maxWaitMs) oddities.push(`refused ${reservation.waitMs}`)
+      if (reservation.granted) granted.push(now + reservation.waitMs)
+    }
+    t.same(oddities, [], 'grants fit the caller\'s patience; refusals say how long until a slot')
+    t.ok(busiestWindow(granted, windowMs) <= max, `${max}/${windowMs}ms: busiest window ${busiestWindow(granted, windowMs)}`)
+    t.ok(granted.length > 0)
+  }
+})
+
+t.test('a late caller confirms at the moment it really calls; an on-time one then queues again if needed', async t => {
+  const log = new SlidingLog(2, 1000)
+  t.ok(log.reserve(0, 0).granted)
+  const stalled = log.reserve(0, 0)
+  const c = log.reserve(0, 5000)
+  const d = log.reserve(0, 5000)
+  t.match([c.waitMs, d.waitMs], [1000, 1000], 'both slots open when the calls at 0 leave the window')
+  // The second call at 0 really went out at 500 (a stalled event loop): its entry moves there.
+  t.equal(log.confirm(stalled.ticket, 500), true)
+  // So at 1000 only one more call fits in the window (0, 1000]: c goes back in the queue.
+  t.equal(log.confirm(c.ticket, 1000), false)
+  t.equal(log.confirm(d.ticket, 1000), true)
+  t.match(log.reserve(1000, 5000), { granted: true, waitMs: 500 }, 'the next slot follows the actual call at 500')
+})
+
+t.test('with callers waking late at random, actual call times never overfill a window', async t => {
+  let seed = 7
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  }
+  const max = 20
+  const windowMs = 1000
+  const tolerance = 50
+  const log = new SlidingLog(max, windowMs + 2 * tolerance)
+  // A tiny discrete-event simulation: each caller reserves, sleeps, wakes up to 400 ms late, then
+  // follows acquireSlot's rule (confirm unless it neither slept nor ran late).
+  type Step = { at: number; caller: number; reservedAt: number; waitMs: number; ticket: string }
+  const steps: Step[] = []
+  const sent: number[] = []
+  const reserve = (caller: number, now: number): void => {
+    const reservation = log.reserve(now, 3000)
+    if (!reservation.granted) return
+    const lag = random() < 0.2 ? Math.floor(random() * 400) : Math.floor(random() * 5)
+    steps.push({ at: now + reservation.waitMs + lag, caller, reservedAt: now, waitMs: reservation.waitMs, ticket: reservation.ticket })
+  }
+  for (let caller = 0; caller < 400; caller++) reserve(caller, Math.floor(caller * 15 * random()))
+  while (steps.length > 0) {
+    steps.sort((a, b) => a.at - b.at)
+    const step = steps.shift()!
+    const late = step.at - step.reservedAt - step.waitMs
+    if ((step.waitMs === 0 && late <= tolerance) || log.confirm(step.ticket, step.at)) sent.push(step.at)
+    else reserve(step.caller, step.at)
+  }
+  t.ok(sent.length > 100, `${sent.length} calls made`)
+  t.ok(busiestWindow(sent, windowMs) <= max, `busiest window of actual calls: ${busiestWindow(sent, windowMs)}`)
+})
+
+t.test('a 429 pause holds every reservation back until it ends', async t => {
+  const log = new SlidingLog(100, 10_000)
+  log.pause(0, 10_000)
+  t.equal(log.pausedForMs(4000), 6000)
+  t.match(log.reserve(4000, 1000), { granted: false, waitMs: 6000 })
+  const held = log.reserve(4000, 7000)
+  t.match(held, { granted: true, waitMs: 6000 })
+  t.equal(log.confirm(held.ticket, 9999), false, 'a caller that wakes inside the pause may not go')
+  log.pause(5000, 1000)
+  t.equal(log.pausedForMs(5000), 5000, 'a shorter pause never shortens a longer one')
+})
+
+t.test('the memory budget keeps a latency margin on top of the window, on the injected clock', async t => {
+  const clock = manualClock(0)
+  const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
+  t.equal(windowWithMarginMs(1000), 1100)
+  t.equal(windowWithMarginMs(10_000), 10_250)
+  t.ok((await budget.reserve(0)).granted)
+  t.ok((await budget.reserve(0)).granted)
+  t.match(await budget.reserve(0), { granted: false, waitMs: 1100 })
+  clock.advance(1100)
+  t.match(await budget.reserve(0), { granted: true, waitMs: 0 })
+})
+
+t.test('acquireSlot refuses at once with 503 and Retry-After when no slot comes before the deadline', async t => {
+  const clock = manualClock(0)
+  const budget = createMemoryBudget({ max: 1, windowMs: 10_000 }, clock)
+  const refused: number[] = []
+  const events = { ...noTokenEvents, budgetRefused: () => { refused.push(1) } }
+  await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, lateToleranceMs: 50 })
+  const started = Date.now()
+  const error = await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, lateToleranceMs: 50 }).catch((e: unknown) => e)
+  t.ok(Date.now() - started < 100, 'no waiting for a slot that cannot come in time')
+  t.ok(error instanceof ServiceError)
+  t.equal((error as ServiceError).code, 'upstream_unavailable')
+  t.equal((error as ServiceError).retryAfterS, 7, 'Retry-After: when a new request would find its slot within its 4 s wait (10.25 s - 4 s)')
+  t.equal(refused.length, 1)
+})
+
+t.test('acquireSlot sleeps until its reserved slot and reports the wait', async t => {
+  const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
+  const waits: number[] = []
+  const events = { ...noTokenEvents, budgetWaited: (ms: number) => { waits.push(ms) } }
+  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  const started = Date.now()
+  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  t.ok(Date.now() - started >= 100, 'waited for the first call to leave the window')
+  t.ok(waits[0]! < 20)
+  t.ok(waits[1]! >= 100 && waits[1]! < 300, `waited ${waits[1]} ms`)
+})
+
+t.test('a caller that slept into a 429 pause gives up its slot and queues behind the pause', async t => {
+  const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
+  await acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  const waiting = acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  await budget.pause(400)
+  const started = Date.now()
+  await waiting
+  t.ok(Date.now() - started >= 350, 'did not call during the pause')
+})

@@ -1,0 +1,88 @@
+import t from 'tap'
+import type { Env } from '../../src/config.js'
+import { createRedisLink } from '../../src/redis/connection.js'
+import { createRedisBudget } from '../../src/tokens/redis-budget.js'
+import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
+import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
+
+/** The outbound HubSpot budget shared by the replicas through Redis. */
+
+const skip = await redisSkipReason()
+// Load tests: a busy CI machine may need more than the default 60 s for the whole file.
+t.setTimeout(180_000)
+const silentLog = { info: () => {}, warn: () => {} } as never
+
+function env (emulator: { url: string }, overrides: Env = {}): Env {
+  return baseEnv(emulator as never, {
+    REDIS_URL: SHARED_REDIS_URL,
+    RATE_LIMIT_MAX: '100000',
+    // This file tests the budget, not load shedding, which a busy test machine could trigger.
+    MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...overrides
+  })
+}
+
+t.test('the script keeps a rolling window across replicas and queues callers on Redis\'s clock', { skip }, async t => {
+  const scope = redisScope(t)
+  const links = [0, 1].map(() => createRedisLink({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } }))
+  t.teardown(() => Promise.all(links.map(link => link.close())))
+  await Promise.all(links.map(link => link.waitUntilUp(2000)))
+  const [a, b] = links.map(link => createRedisBudget({ link, budget: { max: 3, windowMs: 1000 }, replicas: 2, clock: { now: Date.now } }))
+  t.match(await a!.reserve(0), { granted: true, waitMs: 0 })
+  t.match(await b!.reserve(0), { granted: true, waitMs: 0 })
+  t.match(await a!.reserve(0), { granted: true, waitMs: 0 })
+  const refused = await b!.reserve(500)
+  t.equal(refused.granted, false, 'the fourth call within the window is refused to a caller that cannot wait')
+  t.ok(refused.waitMs > 1000 && refused.waitMs <= 1100, `the first slot frees after window + margin (${refused.waitMs} ms)`)
+  const queued = await b!.reserve(5000)
+  t.ok(queued.granted && queued.waitMs > 1000, 'a patient caller gets the slot when it frees')
+  const next = await a!.reserve(5000)
+  t.ok(next.granted && next.waitMs - queued.waitMs >= -5, 'and the next caller queues behind it, not beside it')
+  t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 5)
+  t.equal(await b!.confirm(queued.ticket), false, 'confirming before the slot is due would overfill the window')
+  t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 4, 'and gives the slot up')
+  t.ok(await scope.redis.pttl(`${scope.prefix}budget`) > 0, 'the log expires when idle')
+})
+
+t.test('a 429 seen by one replica pauses the others', { skip }, async t => {
+  const scope = redisScope(t)
+  const emulator = await startEmulator(t, { rateLimit: { max: 10_000, intervalMs: 1000 } })
+  emulator.setFaults({ sequence: [{ kind: 'status', status: 429, headers: { 'Retry-After': '8' } }] })
+  const overrides = { HUBSPOT_MAX_RETRIES: '0', HUBSPOT_RATE_LIMIT: '10000/1s' }
+  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix })))
+  t.equal((await a!.get('/chat-token', bearer(signSession({ sub: 'a', email: 'a@example.com' })))).status, 503)
+  const other = await b!.get('/chat-token', bearer(signSession({ sub: 'b', email: 'b@example.com' })))
+  t.equal(other.status, 503)
+  t.equal(other.json().code, 'upstream_unavailable')
+  t.ok(Number(other.headers['retry-after']) >= 3, `Retry-After ${String(other.headers['retry-after'])}: the 8 s pause less the 4 s the next request may wait`)
+  t.equal(emulator.calls().length, 1, 'the other replica did not call during the pause')
+  t.ok(await scope.redis.pttl(`${scope.prefix}backoff`) > 6000)
+})
+
+t.test('a 1000-identity storm on two replicas never exceeds HubSpot\'s rolling limit', { skip }, async t => {
+  const scope = redisScope(t)
+  // HubSpot's 100 per 10 s, scaled down to 100 per second to keep the test short. The emulator runs in
+  // its own process so that it counts calls when they arrive, not when this busy process gets to them.
+  const emulator = await startEmulatorProcess(t, ['--rate-limit', '100/1s'])
+  const timeoutMs = 30_000
+  const overrides = { HUBSPOT_RATE_LIMIT: '100/1s', HUBSPOT_TIMEOUT_MS: String(timeoutMs) }
+  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix })))
+  const sessions = Array.from({ length: 1000 }, (_, i) => bearer(signSession({ sub: `user-${i}`, email: `user.${i}@example.com` })))
+  const started = Date.now()
+  const answers = await Promise.all(sessions.map(async (headers, i): Promise<HttpAnswer & { ms: number }> => {
+    const sent = Date.now()
+    const answer = await (i % 2 === 0 ? a! : b!).get('/chat-token', headers)
+    return { ...answer, ms: Date.now() - sent }
+  }))
+  const elapsedS = (Date.now() - started) / 1000
+  const ok = answers.filter(answer => answer.status === 200).length
+  const refused = answers.filter(answer => answer.status === 503 && Number(answer.headers['retry-after']) > 0).length
+  const stats = await emulator.stats()
+  t.equal(ok + refused, 1000, 'every answer is 200, or 503 with Retry-After')
+  t.equal(stats.rejected429, 0, 'HubSpot never answered 429')
+  t.ok(stats.maxInWindow <= 100, `HubSpot saw at most the budget in any window (${stats.maxInWindow})`)
+  t.ok(Math.max(...answers.map(answer => answer.ms)) < timeoutMs + 1000, 'no answer came after the deadline')
+  t.equal(stats.calls, ok, 'one HubSpot call per token handed out')
+  t.comment(`${ok} tokens and ${refused} refusals in ${elapsedS.toFixed(1)} s; theoretical minimum ${(1000 / 100).toFixed(1)} s`)
+})
