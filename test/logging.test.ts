@@ -20,12 +20,14 @@ t.test('no access token, session JWT, cookie, identification token or plain emai
   tokens.push(viaCookie.json().token as string)
   await service.get('/chat-token', bearer(sessionJwt + 'tampered'))
   await service.get('/chat-token', { cookie: `sid=${sessionJwt}`, origin: 'https://evil.example.com' })
+  // The first identity is cached now: the failures below need identities of their own.
+  const others = [1, 2, 3].map(n => signSession({ sub: `u${n}`, email: `secret.person+${n}@example.com` }))
   emulator.setFaults({ sequence: [{ kind: 'status', status: 500 }, { kind: 'reset' }] })
-  await service.get('/chat-token', bearer(sessionJwt))
+  await service.get('/chat-token', bearer(others[0]!))
   emulator.setFaults({ sequence: [{ kind: 'hang' }] })
-  await service.get('/chat-token', bearer(sessionJwt))
+  await service.get('/chat-token', bearer(others[1]!))
   emulator.configure({ accessTokens: ['other'] })
-  await service.get('/chat-token', bearer(sessionJwt))
+  await service.get('/chat-token', bearer(others[2]!))
   await service.send('DELETE', '/chat-token', bearer(sessionJwt))
   await service.app.close()
 
@@ -38,6 +40,7 @@ t.test('no access token, session JWT, cookie, identification token or plain emai
     'session JWT': sessionJwt,
     'session JWT signature': sessionJwt.split('.')[2]!,
     'plain email': email,
+    'other plain emails': 'secret.person+',
     'first identification token': tokens[0]!,
     'second identification token': tokens[1]!
   }

@@ -43,24 +43,24 @@ t.test('identity errors: 403 email_not_verified, 422 email_missing, no HubSpot c
 })
 
 t.test('HubSpot outcomes map to 502, 503 and 504 problem+json', async t => {
-  const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '700', HUBSPOT_MAX_RETRIES: '1' }))
-  const token = bearer(signSession({ sub: 'u1', email: 'a@example.com' }))
+  // A fresh emulator and service per outcome: the circuit breaker remembers refusals and failures.
+  const outcome = async (arrange: (emulator: Awaited<ReturnType<typeof startEmulator>>) => void) => {
+    const emulator = await startEmulator(t)
+    const service = await startService(t, baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '700', HUBSPOT_MAX_RETRIES: '1' }))
+    arrange(emulator)
+    return service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
+  }
 
-  emulator.configure({ accessTokens: ['rotated-elsewhere'] })
-  const rejected = await service.get('/chat-token', token)
+  const rejected = await outcome(emulator => emulator.configure({ accessTokens: ['rotated-elsewhere'] }))
   t.equal(rejected.status, 502)
   t.equal(rejected.json().code, 'upstream_rejected')
-  emulator.reset()
 
-  emulator.setFaults({ sequence: [{ kind: 'status', status: 500 }, { kind: 'status', status: 500 }] })
-  const unavailable = await service.get('/chat-token', token)
+  const unavailable = await outcome(emulator => emulator.setFaults({ sequence: [{ kind: 'status', status: 500 }, { kind: 'status', status: 500 }] }))
   t.equal(unavailable.status, 503)
   t.equal(unavailable.json().code, 'upstream_unavailable')
   t.match(unavailable.headers['retry-after'], /^\d+$/)
 
-  emulator.setFaults({ sequence: [{ kind: 'hang' }] })
-  const timeout = await service.get('/chat-token', token)
+  const timeout = await outcome(emulator => emulator.setFaults({ sequence: [{ kind: 'hang' }] }))
   t.equal(timeout.status, 504)
   t.equal(timeout.json().code, 'upstream_timeout')
   for (const answer of [rejected, unavailable, timeout]) {
