@@ -4,7 +4,7 @@ import { sessionAuth } from './auth/session.js'
 import { createUserDirectory } from './auth/user-lookup.js'
 import type { Config } from './config.js'
 import { type Clock, systemClock } from './deadline.js'
-import { createHubSpotClient } from './hubspot/client.js'
+import { createHubSpotClient, type HubSpotClient } from './hubspot/client.js'
 import { edgeProtection } from './http/edge.js'
 import { listenerOptions } from './http/listener-options.js'
 import { registerProblemHandlers } from './http/problem.js'
@@ -34,6 +34,8 @@ export interface AppDependencies {
   metrics?: ServiceMetrics
   /** Folder of the built browser helper (default dist/public); tests and the demo bundle their own. */
   browserHelperDir?: string
+  /** Handed the HubSpot client once it exists: tests read its pool stats to prove no socket leaks. */
+  onHubSpotClient?: (client: HubSpotClient) => void
 }
 
 /** A hop count trusts that many proxies in front of us, counted from the socket. */
@@ -92,6 +94,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     redisKeyPrefix: deps.redisKeyPrefix
   })
   const hubspot = createHubSpotClient(config.hubspot, { clock, random: deps.random, onAttempt: deps.metrics?.hubspotAttempt, gate: tokens.gate })
+  deps.onHubSpotClient?.(hubspot)
   const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup)
   app.addHook('onClose', async () => {
     await Promise.all([hubspot.close(), directory?.close(), tokens.close()])
@@ -106,7 +109,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     identity: config.identity,
     corsOrigins: config.corsOrigins,
     hashEmail: createEmailHasher(config.hubspot.accessToken),
-    callerLimit: { ...config.callerRateLimit, redis: tokens.redis }
+    callerLimit: { ...config.callerRateLimit, redis: tokens.redis, clock }
   })
   return app
 }

@@ -40,9 +40,13 @@ function callerLimitStore (redis: RedisLink | undefined, clock: Clock): FastifyR
 
   function incrementLocally (key: string, windowMs: number): { current: number; ttl: number } {
     const now = clock.now()
+    // Windows are re-inserted when they start, so the Map is in expiry order: drop the finished ones.
+    for (const [oldest, { resetAt }] of local) {
+      if (resetAt > now) break
+      local.delete(oldest)
+    }
     let entry = local.get(key)
-    if (entry === undefined || entry.resetAt <= now) {
-      local.delete(key)
+    if (entry === undefined) {
       entry = { current: 0, resetAt: now + windowMs }
       local.set(key, entry)
       if (local.size > MAX_LOCAL_CALLERS) local.delete(local.keys().next().value!)

@@ -19,8 +19,25 @@ export interface MintedToken {
 
 export interface HubSpotClient {
   createVisitorToken: (identity: Identity, deadline: Deadline, log: FastifyBaseLogger) => Promise<MintedToken>
+  /** A snapshot of the connection pool's counters: read-only, for leak checks and diagnostics. */
+  stats: () => HubSpotPoolStats
   close: () => Promise<void>
 }
+
+/** undici's PoolStats, copied: the live object would keep changing under whoever reads it. */
+export interface HubSpotPoolStats {
+  /** Open sockets. */
+  connected: number
+  /** Open sockets with no request on them. */
+  free: number
+  pending: number
+  queued: number
+  running: number
+  size: number
+}
+
+/** Most sockets the client opens to HubSpot at once. */
+export const HUBSPOT_POOL_CONNECTIONS = 128
 
 export interface HubSpotClientOptions {
   clock?: Clock
@@ -66,7 +83,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   const clock = options.clock ?? systemClock
   const decide = createRetryPolicy({ maxRetries: config.maxRetries, random: options.random })
   const pool = new Pool(new URL(config.baseUrl).origin, {
-    connections: 128,
+    connections: HUBSPOT_POOL_CONNECTIONS,
     keepAliveTimeout: 30_000,
     connect: { timeout: Math.min(config.timeoutMs, 10_000) }
   })
@@ -125,7 +142,8 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
         throw new ServiceError('upstream_rejected', 'HubSpot sent an answer without a usable token')
       }
       report('ok', status)
-      return { token, issuedAt: clock.now() }
+      // HubSpot issued it after we sent the request: counting from then, expiresAt is never too late.
+      return { token, issuedAt: startedAt }
     }
 
     log.warn({ hubspot: { status, ...summary } }, 'hubspot answered with an error')
@@ -165,6 +183,10 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
 
   return {
     createVisitorToken,
+    stats: () => {
+      const { connected, free, pending, queued, running, size } = pool.stats
+      return { connected, free, pending, queued, running, size }
+    },
     close: () => pool.close()
   }
 }

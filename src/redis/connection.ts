@@ -136,13 +136,16 @@ export function createRedisLink (options: RedisLinkOptions): RedisLink {
     if (!usable()) return REDIS_UNAVAILABLE
     try {
       const result = await withinCommandTimeout(command(client))
-      setUp(true)
+      if (clock.now() >= suspendedUntil) setUp(true)
       return result
     } catch (error) {
-      suspendedUntil = clock.now() + suspensionMs
-      // Without traffic nothing would notice Redis is back (and readiness would say degraded for ever).
-      scheduleProbe(suspensionMs)
-      suspensionMs = Math.min(suspensionMs * 2, MAX_SUSPENSION_MS)
+      // Commands already in flight when Redis failed fail too: only the first one starts a suspension.
+      if (clock.now() >= suspendedUntil) {
+        suspendedUntil = clock.now() + suspensionMs
+        // Without traffic nothing would notice Redis is back (and readiness would say degraded for ever).
+        scheduleProbe(suspensionMs)
+        suspensionMs = Math.min(suspensionMs * 2, MAX_SUSPENSION_MS)
+      }
       setUp(false, (error as Error).message)
       return REDIS_UNAVAILABLE
     }

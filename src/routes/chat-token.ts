@@ -6,6 +6,7 @@ import type { UserDirectory } from '../auth/user-lookup.js'
 import { registerCallerRateLimit } from '../http/caller-rate-limit.js'
 import { assertCookieOriginAllowed } from '../http/origin-check.js'
 import type { RedisLink } from '../redis/connection.js'
+import type { Clock } from '../deadline.js'
 import { IDENTIFICATION_TOKEN_LIFETIME_MS, type TokenIssuer } from '../tokens/token-issuer.js'
 
 declare module 'fastify' {
@@ -24,7 +25,7 @@ export interface ChatTokenRouteOptions {
   corsOrigins: string[]
   hashEmail: (email: string) => string
   /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller; counters in Redis when it is configured. */
-  callerLimit: { max: number; windowS: number; redis: RedisLink | undefined }
+  callerLimit: { max: number; windowS: number; redis: RedisLink | undefined; clock?: Clock }
 }
 
 const chatTokenResponse = {

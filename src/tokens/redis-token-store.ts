@@ -24,8 +24,8 @@ export interface RedisTokenStoreOptions {
 const FIRST_POLL_MIN_MS = 20
 const FIRST_POLL_MAX_MS = 50
 const MAX_POLL_MS = 250
-/** DELETEs that could not reach Redis, replayed on reconnect; beyond this many the oldest are dropped. */
-const MAX_PENDING_FORGETS = 10_000
+/** DELETEs and lock releases that could not reach Redis, replayed on reconnect; beyond this many the oldest are dropped. */
+const MAX_PENDING = 10_000
 
 const releaseLockLua = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -47,12 +47,27 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   const releaseLock = link.defineScript('chatTokenReleaseLock', 1, releaseLockLua)
   const notices = new FillNotices()
   const pendingForgets = new Set<string>()
+  /**
+   * Locks this process may hold but could not release (owner → hash): waiters would sit out their TTL.
+   * Keyed by owner: two timed-out SETs for one identity must not replace each other, as only one of
+   * them may be the lock that is really there.
+   */
+  const pendingReleases = new Map<string, string>()
 
   link.subscribe(filledChannel, message => notices.deliver(message))
   link.onUp(() => {
     fallback.clear()
     void replayForgets()
+    for (const [owner, hash] of pendingReleases) void release(hash, owner)
   })
+
+  async function release (hash: string, owner: string): Promise<void> {
+    pendingReleases.delete(owner)
+    const released = await link.run(() => releaseLock([lockKey(hash)], [owner]))
+    if (released !== REDIS_UNAVAILABLE) return
+    if (pendingReleases.size >= MAX_PENDING) pendingReleases.delete(pendingReleases.keys().next().value!)
+    pendingReleases.set(owner, hash)
+  }
 
   async function replayForgets (): Promise<void> {
     const hashes = [...pendingForgets]
@@ -94,7 +109,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       // Announce before releasing (one connection keeps the order), so a polling waiter never finds the
       // lock free before the answer exists. Neither needs to delay this request's answer.
       void link.run(redis => redis.publish(filledChannel, formatNotice(hash, failure)))
-      void link.run(() => releaseLock([lockKey(hash)], [owner]))
+      void release(hash, owner)
     }
   }
 
@@ -104,9 +119,16 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     for (;;) {
       const waiting = notices.wait(hash, Math.min(pollMs, Math.max(1, deadline.remainingMs())))
       const owner = randomBytes(16).toString('base64url')
-      const taken = await link.run(redis => redis.set(lockKey(hash), owner, 'PX', lockTtlMs, 'NX'))
+      let sent = false
+      const taken = await link.run(redis => {
+        sent = true
+        return redis.set(lockKey(hash), owner, 'PX', lockTtlMs, 'NX')
+      })
       if (taken === REDIS_UNAVAILABLE) {
         waiting.cancel()
+        // The SET may have reached Redis after we stopped waiting for it: release it once Redis is back.
+        // Only if it was sent: while Redis is suspended nothing leaves, and there is nothing to release.
+        if (sent && pendingReleases.size < MAX_PENDING) pendingReleases.set(owner, hash)
         return fallback.fill(key, deadline, mint)
       }
       if (taken === 'OK') {
@@ -137,7 +159,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       const hash = crypto.emailHash(email)
       const deleted = await link.run(redis => redis.del(tokenKey(hash)))
       if (deleted !== REDIS_UNAVAILABLE) return
-      if (pendingForgets.size >= MAX_PENDING_FORGETS) pendingForgets.delete(pendingForgets.values().next().value!)
+      if (pendingForgets.size >= MAX_PENDING) pendingForgets.delete(pendingForgets.values().next().value!)
       pendingForgets.add(hash)
     }
   }

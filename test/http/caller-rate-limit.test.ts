@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config.js'
-import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, manualClock, signSession, startEmulator, startService } from '../helper.js'
 
 /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token (memory store; Redis store in test/tokens/redis-*.test.ts). */
 
@@ -23,6 +23,19 @@ t.test('the caller past its limit gets 429 rate_limited problem+json with Retry-
   const retryAfter = Number(limited.headers['retry-after'])
   t.ok(retryAfter > 0 && retryAfter <= 60, `Retry-After ${retryAfter}`)
   t.equal((await service.send('DELETE', '/chat-token', ada)).status, 429, 'GET and DELETE share the caller\'s budget')
+})
+
+t.test('a caller gets a fresh allowance once its window has passed (injected clock)', async t => {
+  const emulator = await startEmulator(t, roomy)
+  const clock = manualClock(Date.now())
+  const service = await startService(t, env(emulator), { clock })
+  const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
+  for (let i = 0; i < 3; i++) await service.get('/chat-token', ada)
+  t.equal((await service.get('/chat-token', ada)).status, 429)
+  clock.advance(59_999)
+  t.equal((await service.get('/chat-token', ada)).status, 429, 'still limited 1 ms before the window ends')
+  clock.advance(1)
+  t.equal((await service.get('/chat-token', ada)).status, 200)
 })
 
 t.test('callers are told apart by their verified subject, not their address', async t => {
