@@ -27,7 +27,6 @@ export const errorCatalog = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   headers_too_large: { status: 431, title: 'Request header fields too large' },
   overloaded: { status: 503, title: 'Service overloaded' },
-  shutting_down: { status: 503, title: 'Service shutting down' },
   internal_error: { status: 500, title: 'Internal error' }
 } as const satisfies Record<string, { status: number; title: string }>
 
