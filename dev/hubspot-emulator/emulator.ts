@@ -39,6 +39,9 @@ export async function createHubSpotEmulator (options: EmulatorOptions = {}): Pro
     reset: () => state.reset(),
     maxInWindow: () => state.limiter.maxInWindow,
     stats: () => state.stats(),
+    openConnections: () => new Promise((resolve, reject) => {
+      server.getConnections((error, count) => { if (error) reject(error); else resolve(count) })
+    }),
     close: () => {
       closing ??= shutDown(server, state, lifetime)
       return closing

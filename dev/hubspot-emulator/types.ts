@@ -55,5 +55,7 @@ export interface HubSpotEmulator {
   reset(): void
   maxInWindow(): number
   stats(): EmulatorStats
+  /** Sockets clients hold open to it right now (keep-alive, in flight or half-closed): leak checks. */
+  openConnections(): Promise<number>
   close(): Promise<void>
 }
