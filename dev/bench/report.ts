@@ -7,7 +7,8 @@ import type { Row, Spread, Target } from './stats.js'
 const fmt = (value: Spread | undefined, digits = 0): string =>
   value === undefined ? '' : `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`
 
-export function writeReport (rows: Row[], targets: Target[], settings: object): string {
+/** `name` is `latest` for a full run; smoke runs write `smoke` so they never overwrite committed results. */
+export function writeReport (rows: Row[], targets: Target[], settings: object, name: 'latest' | 'smoke'): string {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
   const fastify = JSON.parse(readFileSync('node_modules/fastify/package.json', 'utf8')) as { version: string }
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`
@@ -34,7 +35,7 @@ export function writeReport (rows: Row[], targets: Target[], settings: object): 
   ]
   const markdown = [...header, ...table, ...goals, ''].join('\n')
   mkdirSync('bench/results', { recursive: true })
-  writeFileSync('bench/results/latest.md', markdown)
-  writeFileSync('bench/results/latest.json', JSON.stringify({ date: new Date().toISOString(), machine, node: process.version, settings, rows, targets }, null, 2) + '\n')
+  writeFileSync(`bench/results/${name}.md`, markdown)
+  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), machine, node: process.version, settings, rows, targets }, null, 2) + '\n')
   return markdown
 }

@@ -74,4 +74,4 @@ if (wanted('startup')) {
   targets.push({ name: 'start-up to first healthy answer', limit: '< 1000 ms', measured: `${result.medianMs.toFixed(0)} ms`, met: result.medianMs < 1000 })
 }
 
-process.stdout.write('\n' + writeReport(rows, targets, { ...settings, smoke }))
+process.stdout.write('\n' + writeReport(rows, targets, { ...settings, smoke }, smoke ? 'smoke' : 'latest'))

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../deadline.js'
 import type { TokenEvents } from '../tokens/token-events.js'
@@ -78,9 +78,18 @@ function withinCommandTimeout<T> (work: Promise<T>): Promise<T> {
   })
 }
 
-export function createRedisLink (options: RedisLinkOptions): RedisLink {
+/**
+ * ioredis is imported only here, when REDIS_URL is set: loading it costs ~200 ms of start-up that a
+ * memory-mode replica (and autoscaling) should not pay.
+ */
+export async function connectRedis (options: RedisLinkOptions): Promise<RedisLink> {
+  const { Redis: RedisClient } = await import('ioredis')
+  return createRedisLink(options, RedisClient)
+}
+
+function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis): RedisLink {
   const { log, events, clock } = options
-  const client = new Redis(options.url, {
+  const client = new RedisClient(options.url, {
     // Commands are refused at once while disconnected instead of queueing behind a reconnect.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

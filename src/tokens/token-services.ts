@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { Clock } from '../deadline.js'
 import type { AttemptGate, HubSpotClient } from '../hubspot/client.js'
-import { createRedisLink, type RedisLink } from '../redis/connection.js'
+import { connectRedis, type RedisLink } from '../redis/connection.js'
 import type { ReadinessCheck } from '../routes/health.js'
 import { createCacheCrypto } from './cache-crypto.js'
 import { createCachingIssuer } from './caching-issuer.js'
@@ -49,7 +49,7 @@ export async function createTokenServices (config: Config, options: TokenService
 
   const redis = config.redisUrl === undefined
     ? undefined
-    : createRedisLink({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, log: options.log, events, clock })
+    : await connectRedis({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, log: options.log, events, clock })
   const store = redis === undefined
     ? memory
     : createRedisTokenStore({

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config.js'
-import { createRedisLink } from '../../src/redis/connection.js'
+import { connectRedis } from '../../src/redis/connection.js'
 import { createRedisBudget } from '../../src/tokens/redis-budget.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
@@ -25,7 +25,7 @@ function env (emulator: { url: string }, overrides: Env = {}): Env {
 
 t.test('the script keeps a rolling window across replicas and queues callers on Redis\'s clock', { skip }, async t => {
   const scope = redisScope(t)
-  const links = [0, 1].map(() => createRedisLink({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } }))
+  const links = await Promise.all([0, 1].map(() => connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })))
   t.teardown(() => Promise.all(links.map(link => link.close())))
   await Promise.all(links.map(link => link.waitUntilUp(2000)))
   const [a, b] = links.map(link => createRedisBudget({ link, budget: { max: 3, windowMs: 1000 }, replicas: 2, clock: { now: Date.now } }))
