@@ -73,8 +73,3 @@ export function rssBytes (pid: number): number {
   const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1])
   return pages * PAGE_SIZE_BYTES
 }
-
-/** The pid that does the work: taskset execs the command, so it is the child itself. */
-export function workerPid (process: BenchProcess): number {
-  return process.pid
-}
