@@ -7,8 +7,8 @@ import type { Row, Spread, Target } from './stats.js'
 const fmt = (value: Spread | undefined, digits = 0): string =>
   value === undefined ? '' : `${value.median.toFixed(digits)} (${value.min.toFixed(digits)}–${value.max.toFixed(digits)})`
 
-/** `name` is `latest` for a full run; smoke runs write `smoke` so they never overwrite committed results. */
-export function writeReport (rows: Row[], targets: Target[], settings: object, name: 'latest' | 'smoke'): string {
+/** `name` is `latest` for a full run; smoke and partial runs write their own files, never the committed results. */
+export function writeReport (rows: Row[], targets: Target[], settings: object, name: 'latest' | 'smoke' | 'partial'): string {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
   const fastify = JSON.parse(readFileSync('node_modules/fastify/package.json', 'utf8')) as { version: string }
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`
@@ -23,9 +23,9 @@ export function writeReport (rows: Row[], targets: Target[], settings: object, n
     ''
   ]
   const table = [
-    '| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | RSS MB | × baseline | notes |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map(row => `| ${row.scenario} | ${fmt(row.rps)} | ${fmt(row.p50Ms, 1)} | ${fmt(row.p99Ms, 1)} | ${fmt(row.cpuUsPerRequest)} | ${fmt(row.rssMb)} | ${row.ratioToBaseline === undefined ? '' : row.ratioToBaseline.toFixed(2)} | ${row.notes} |`)
+    '| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | RSS MB | load gen CPU % | × baseline | notes |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(row => `| ${row.scenario} | ${fmt(row.rps)} | ${fmt(row.p50Ms, 1)} | ${fmt(row.p99Ms, 1)} | ${fmt(row.cpuUsPerRequest)} | ${fmt(row.rssMb)} | ${fmt(row.loadCpuPercent)} | ${row.ratioToBaseline === undefined ? '' : row.ratioToBaseline.toFixed(2)} | ${row.notes} |`)
   ]
   const goals = [
     '',

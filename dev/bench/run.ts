@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { hasTaskset } from './processes.js'
 import { writeReport } from './report.js'
 import { memory, startup, storm } from './scenarios/capacity.js'
-import { baseline, hit, miss, type RunSettings } from './scenarios/throughput.js'
+import { anchor, baseline, hit, miss, type RunSettings } from './scenarios/throughput.js'
 import type { Row, Target } from './stats.js'
 import { LOAD_CPU } from './stack.js'
 
@@ -11,7 +11,15 @@ import { LOAD_CPU } from './stack.js'
  * `npm run bench` (full) or `npm run bench -- --smoke` (one short iteration of each scenario, for CI:
  * it proves the bench still runs; the numbers are not judged there).
  */
-const { values } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, only: { type: 'string' } } })
+const { values } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    // For a quick look while working (the report still says what was run): --only hit,miss --duration 5
+    only: { type: 'string' },
+    iterations: { type: 'string' },
+    duration: { type: 'string' }
+  }
+})
 const smoke = values.smoke
 const only = values.only?.split(',')
 const wanted = (name: string): boolean => only === undefined || only.includes(name)
@@ -21,6 +29,10 @@ if (hasTaskset) spawnSync('taskset', ['-p', '-c', String(LOAD_CPU), String(proce
 const settings: RunSettings & { stormIdentities: number; stormBudget: number; memoryIdentities: number } = smoke
   ? { iterations: 1, durationS: 1, connections: 10, hitIdentities: 1000, stormIdentities: 200, stormBudget: 100, memoryIdentities: 2000 }
   : { iterations: 3, durationS: 10, connections: 10, hitIdentities: 10_000, stormIdentities: 2000, stormBudget: 100, memoryIdentities: 100_000 }
+if (values.iterations !== undefined) settings.iterations = Number(values.iterations)
+if (values.duration !== undefined) settings.durationS = Number(values.duration)
+// Only a complete run with the standard settings may replace the committed latest results.
+const reportName = smoke ? 'smoke' : only !== undefined || values.iterations !== undefined || values.duration !== undefined ? 'partial' : 'latest'
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14'
 
 const rows: Row[] = []
@@ -34,6 +46,11 @@ const baselineRps = base.rps!.median
 log(`baseline ${baselineRps.toFixed(0)} req/s`)
 
 if (wanted('hit')) {
+  for (const logging of [false, true]) {
+    const result = await anchor(settings, logging, baselineRps)
+    rows.push(result)
+    log(`${result.scenario}: ${result.rps!.median.toFixed(0)} req/s`)
+  }
   for (const algorithm of ['HS256', 'RS256', 'ES256'] as const) {
     const result = await hit(settings, algorithm, baselineRps)
     rows.push(result)
@@ -74,4 +91,4 @@ if (wanted('startup')) {
   targets.push({ name: 'start-up to first healthy answer', limit: '< 1000 ms', measured: `${result.medianMs.toFixed(0)} ms`, met: result.medianMs < 1000 })
 }
 
-process.stdout.write('\n' + writeReport(rows, targets, { ...settings, smoke }, smoke ? 'smoke' : 'latest'))
+process.stdout.write('\n' + writeReport(rows, targets, { ...settings, smoke, only: only ?? 'all' }, reportName))

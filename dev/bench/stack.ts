@@ -27,11 +27,11 @@ export async function startEmulator (options: { latencyMs?: number; rateLimit?: 
   return { process, url, startupMs: await waitForHealthy(`${url}/__emulator/health`, since) }
 }
 
-export async function startService (env: Record<string, string>, name = 'service'): Promise<Running & { metricsUrl: string }> {
+export async function startService (env: Record<string, string>, name = 'service', nodeArgs: string[] = []): Promise<Running & { metricsUrl: string }> {
   const port = await freePort()
   const metricsPort = await freePort()
   const since = performance.now()
-  const process = startProcess(name, globalThis.process.execPath, ['dist/server.js'], {
+  const process = startProcess(name, globalThis.process.execPath, [...nodeArgs, 'dist/server.js'], {
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -50,6 +50,14 @@ export async function startBaseline (): Promise<Running> {
   const port = await freePort()
   const since = performance.now()
   const process = startProcess('baseline', globalThis.process.execPath, ['dev/bench/baseline-server.mjs'], { PORT: String(port) }, SERVER_CPU)
+  const url = `http://127.0.0.1:${port}`
+  return { process, url, startupMs: await waitForHealthy(`${url}/`, since) }
+}
+
+export async function startAnchor (env: Record<string, string>, logging: boolean): Promise<Running> {
+  const port = await freePort()
+  const since = performance.now()
+  const process = startProcess('anchor', globalThis.process.execPath, ['dev/bench/anchor-server.mjs'], { ...env, PORT: String(port), ANCHOR_LOGGING: logging ? '1' : '0' }, SERVER_CPU)
   const url = `http://127.0.0.1:${port}`
   return { process, url, startupMs: await waitForHealthy(`${url}/`, since) }
 }

@@ -19,6 +19,8 @@ export interface Row {
   p99Ms?: Spread
   cpuUsPerRequest?: Spread
   rssMb?: Spread
+  /** Share of its core the load generator used: near 100 % means the generator, not the server, was the limit. */
+  loadCpuPercent?: Spread
   ratioToBaseline?: number
   notes: string
 }

@@ -7,6 +7,7 @@ import { ServiceError, isServiceError } from '../errors.js'
 import type { SessionClaims } from './identity.js'
 import { JwksKeyStore } from './jwks-key-store.js'
 import { tokenShapeProblem } from './token-shape.js'
+import { VerifiedSessionCache } from './verified-session-cache.js'
 
 /** Where the session JWT came from: cookie-borne sessions get an origin check (CSRF). */
 export type SessionSource = 'header' | 'cookie'
@@ -34,7 +35,10 @@ declare module '@fastify/jwt' {
 
 /** Session JWTs are small; anything bigger is refused before any parsing work. */
 export const MAX_SESSION_TOKEN_BYTES = 8192
-/** Verified tokens remembered by fast-jwt (until their exp), so a signature is checked once per token, not per request: for HS256 too, where fast-jwt's per-call key handling doubled the cost of a cache hit. */
+/**
+ * Verified tokens remembered until their exp, so a token is checked once, not on every request. It
+ * replaces fast-jwt's own cache, which still hashed every token and let the shape check run each time.
+ */
 const VERIFIED_TOKEN_CACHE_SIZE = 20_000
 
 const bearerPattern = /^Bearer[ \t]+(\S*)[ \t]*$/i
@@ -57,7 +61,6 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
       requiredClaims: ['exp', ...(jwt.issuers.length > 0 ? ['iss'] : []), ...(jwt.audiences.length > 0 ? ['aud'] : [])],
       ...(jwt.issuers.length > 0 ? { allowedIss: jwt.issuers } : {}),
       ...(jwt.audiences.length > 0 ? { allowedAud: jwt.audiences } : {}),
-      cache: VERIFIED_TOKEN_CACHE_SIZE,
       // The token was already found (and its size and shape checked) by findSessionToken.
       extractToken: (request: FastifyRequest) => request.sessionToken ?? undefined
     },
@@ -66,10 +69,14 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
   }
   await fastify.register(fastifyJwt, options)
   fastify.decorateRequest('sessionToken', null)
+  const verified = new VerifiedSessionCache(VERIFIED_TOKEN_CACHE_SIZE)
 
   fastify.decorate('verifySession', async function verifySession (request: FastifyRequest): Promise<VerifiedSession> {
     const found = findSessionToken(request, cookieName)
-    request.sessionToken = found.token
+    if (found.token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
+    const known = verified.claimsFor(found.token)
+    if (known !== undefined) return { claims: known, source: found.source }
+    request.sessionToken = checkShape(found.token)
     let claims: SessionClaims
     try {
       claims = await request.jwtVerify<SessionClaims>()
@@ -77,7 +84,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
       throw translateJwtError(error)
     }
     checkIssuedAt(claims.iat, jwt.clockToleranceS)
-    return { claims, source: found.source }
+    return { claims: verified.remember(found.token, claims), source: found.source }
   })
 }
 
@@ -104,10 +111,10 @@ function keyOption (jwt: JwtConfig): FastifyJWTOptions['secret'] {
  */
 function findSessionToken (request: FastifyRequest, cookieName: string | undefined): { token: string; source: SessionSource } {
   const match = bearerPattern.exec(request.headers.authorization ?? '')
-  if (match?.[1] !== undefined && match[1] !== '') return { token: checkShape(match[1]), source: 'header' }
+  if (match?.[1] !== undefined && match[1] !== '') return { token: match[1], source: 'header' }
   if (cookieName !== undefined) {
     const cookie = request.cookies[cookieName]
-    if (cookie !== undefined && cookie !== '') return { token: checkShape(cookie), source: 'cookie' }
+    if (cookie !== undefined && cookie !== '') return { token: cookie, source: 'cookie' }
   }
   throw new ServiceError('missing_token', 'No session token was sent')
 }
@@ -121,7 +128,6 @@ function checkIssuedAt (iat: unknown, toleranceS: number): void {
 }
 
 function checkShape (token: string): string {
-  if (token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
   const problem = tokenShapeProblem(token)
   if (problem !== undefined) throw new ServiceError('invalid_token', `The session token ${problem}`)
   return token

@@ -54,8 +54,9 @@ async function edgePlugin (app: FastifyInstance, options: EdgeOptions): Promise<
     xDownloadOptions: false,
     xPermittedCrossDomainPolicies: false
   })
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(securityHeaders)
+    done()
   })
 
   if (options.corsOrigins.length > 0) {

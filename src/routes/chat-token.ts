@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { IdentityConfig } from '../config.js'
-import { type Identity, identityFromClaims } from '../auth/identity.js'
+import { type Identity, identityFromClaims, type SessionClaims } from '../auth/identity.js'
 import type { VerifiedSession } from '../auth/session.js'
 import type { UserDirectory } from '../auth/user-lookup.js'
 import { registerCallerRateLimit } from '../http/caller-rate-limit.js'
@@ -40,10 +40,41 @@ const chatTokenResponse = {
   }
 } as const
 
+/**
+ * What a request derives from its session's claims alone. Verified claims are one shared object per
+ * session token (see VerifiedSessionCache), so this is worked out once per token rather than per
+ * request: the hashes and the claim checks were a fifth of a cache hit's cost.
+ */
+interface ClaimsFacts {
+  /** The per-caller limit's key for the subject; null when the claims have no usable subject. */
+  subjectKey?: string | null
+  /** Set only for identities taken from the claims: a directory answer is looked up every time. */
+  identity?: Identity
+  emailHash?: string
+}
+
 export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenRouteOptions): Promise<void> {
   const allowedOrigins = new Set(options.corsOrigins)
   app.decorateRequest('emailHash', null)
   app.decorateRequest('verifiedSession', null)
+  // Per app, not per module: the facts depend on this app's identity settings and hash key.
+  const factsByClaims = new WeakMap<SessionClaims, ClaimsFacts>()
+  function factsFor (claims: SessionClaims): ClaimsFacts {
+    let facts = factsByClaims.get(claims)
+    if (facts === undefined) {
+      facts = {}
+      factsByClaims.set(claims, facts)
+    }
+    return facts
+  }
+  function subjectKey (claims: SessionClaims): string | null {
+    const facts = factsFor(claims)
+    if (facts.subjectKey === undefined) {
+      const subject = claims.sub
+      facts.subjectKey = typeof subject === 'string' && subject !== '' ? `s:${options.hashEmail(`sub\u0000${subject}`)}` : null
+    }
+    return facts.subjectKey
+  }
 
   // Verification runs before the per-caller limit (a preHandler added after this one by the rate-limit
   // plugin), so callers are counted by their verified subject and forged tokens cannot spend anyone's quota.
@@ -55,18 +86,29 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
   await registerCallerRateLimit(app, {
     ...options.callerLimit,
     callerKey: request => {
-      const subject = request.verifiedSession?.claims.sub
-      return typeof subject === 'string' && subject !== '' ? `s:${options.hashEmail(`sub\u0000${subject}`)}` : `i:${options.hashEmail(`ip\u0000${request.ip}`)}`
+      const claims = request.verifiedSession?.claims
+      return (claims === undefined ? null : subjectKey(claims)) ?? `i:${options.hashEmail(`ip\u0000${request.ip}`)}`
     }
   })
   const routeConfig = { preHandler: verify, config: { rateLimit: {} } }
 
   async function identify (request: FastifyRequest): Promise<Identity> {
-    const session = request.verifiedSession!
-    const resolution = identityFromClaims(session.claims, options.identity, options.directory !== undefined)
-    const identity = resolution.kind === 'identity'
-      ? resolution.identity
-      : { ...resolution.names, ...await options.directory!.lookup(resolution.subject) }
+    const claims = request.verifiedSession!.claims
+    const facts = factsFor(claims)
+    if (facts.identity !== undefined && facts.emailHash !== undefined) {
+      request.emailHash = facts.emailHash
+      return facts.identity
+    }
+    // Refusals (no email, unverified email) are not remembered: they are rare and cheap to repeat.
+    const resolution = identityFromClaims(claims, options.identity, options.directory !== undefined)
+    if (resolution.kind === 'identity') {
+      // Frozen: every later request with this session shares the object (and the token cache keys on it).
+      facts.identity = Object.freeze(resolution.identity)
+      facts.emailHash = options.hashEmail(resolution.identity.email)
+      request.emailHash = facts.emailHash
+      return facts.identity
+    }
+    const identity = { ...resolution.names, ...await options.directory!.lookup(resolution.subject) }
     request.emailHash = options.hashEmail(identity.email)
     return identity
   }

@@ -30,8 +30,21 @@ export interface TokenStore {
   forget: (email: string) => Promise<void>
 }
 
+/**
+ * Keys of identities that come back as the same object (the chat-token route reuses one frozen identity
+ * per session token), so a cache hit does not hash the identity again. Only frozen identities: a
+ * mutable one could change after its key was worked out.
+ */
+const keysByIdentity = new WeakMap<Identity, CacheKey>()
+
 export function cacheKeyFor (identity: Identity): CacheKey {
-  return { email: identity.email, fingerprint: identityFingerprint(identity) }
+  if (!Object.isFrozen(identity)) return { email: identity.email, fingerprint: identityFingerprint(identity) }
+  let key = keysByIdentity.get(identity)
+  if (key === undefined) {
+    key = { email: identity.email, fingerprint: identityFingerprint(identity) }
+    keysByIdentity.set(identity, key)
+  }
+  return key
 }
 
 /**

@@ -44,6 +44,23 @@ t.test('HS256 secret: valid token answers 200; every failure maps to its 401 wit
   t.equal(emulator.calls().length, 1, 'no HubSpot call for any authentication failure')
 })
 
+t.test('a remembered token answers from the verified-token cache; any changed byte is verified again and refused', async t => {
+  const emulator = await startEmulator(t)
+  const service = await startService(t, baseEnv(emulator))
+  const token = signSession(claims)
+  for (let i = 0; i < 3; i++) t.equal((await service.get('/chat-token', bearer(token))).status, 200, `request ${i + 1}`)
+  const [header, payload, signature] = token.split('.') as [string, string, string]
+  const flip = (text: string, at: number): string => text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1)
+  t.equal((await service.get('/chat-token', bearer(`${header}.${payload}.${flip(signature, 5)}`))).json().code, 'invalid_token', 'signature byte')
+  t.equal((await service.get('/chat-token', bearer(`${header}.${flip(payload, 5)}.${signature}`))).json().code, 'invalid_token', 'claims byte')
+  t.equal((await service.get('/chat-token', bearer(`${token}.`))).json().code, 'invalid_token', 'an appended segment')
+
+  const noEmail = signSession({ sub: 'user-2' })
+  t.equal((await service.get('/chat-token', bearer(noEmail))).json().code, 'email_missing')
+  t.equal((await service.get('/chat-token', bearer(noEmail))).json().code, 'email_missing', 'a refusal is not remembered as an identity')
+  t.equal(emulator.calls().length, 1, 'one HubSpot call: the repeats were cache hits')
+})
+
 t.test('expiry honours JWT_CLOCK_TOLERANCE_S', async t => {
   const emulator = await startEmulator(t)
   const service = await startService(t, baseEnv(emulator, { JWT_CLOCK_TOLERANCE_S: '30' }))

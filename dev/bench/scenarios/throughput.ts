@@ -2,7 +2,7 @@ import { type LoadResult, runLoad } from '../load.js'
 import { cpuSeconds, rssBytes } from '../processes.js'
 import { type SessionAlgorithm, sessionKeys, signMany } from '../sessions.js'
 import { type Row, spread } from '../stats.js'
-import { BENCH_ACCESS_TOKEN, type Running, startBaseline, startEmulator, startService } from '../stack.js'
+import { BENCH_ACCESS_TOKEN, type Running, startAnchor, startBaseline, startEmulator, startService } from '../stack.js'
 
 /** Baseline, cache hits and cache misses: requests per second, latency and server CPU per request. */
 
@@ -32,6 +32,7 @@ function row (scenario: string, runs: Measured[], notes: string, baselineRps?: n
     p99Ms: spread(runs.map(run => run.load.p99)),
     cpuUsPerRequest: spread(runs.map(run => run.cpuUsPerRequest)),
     rssMb: spread(runs.map(run => run.rssMb)),
+    loadCpuPercent: spread(runs.map(run => run.load.loadCpuShare * 100)),
     ...(baselineRps === undefined ? {} : { ratioToBaseline: rps.median / baselineRps }),
     notes: failures === 0 ? notes : `${notes}; ${failures} errors/non-2xx`
   }
@@ -51,21 +52,44 @@ export async function baseline (settings: RunSettings): Promise<Row> {
   }
 }
 
+/** Warm-up fills the cache with every identity once, then a second of the measured load. */
+async function warmHits (url: string, tokens: string[], connections: number): Promise<Array<Record<string, string>>> {
+  await runLoad({ url, connections: 50, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n % tokens.length]}` }) })
+  const rotate = tokens.map(token => ({ authorization: `Bearer ${token}` }))
+  await runLoad({ url, connections, durationS: 1, rotate })
+  return rotate
+}
+
+async function measureHits (server: Running, url: string, settings: RunSettings, tokens: string[]): Promise<Measured[]> {
+  const rotate = await warmHits(url, tokens, settings.connections)
+  const runs: Measured[] = []
+  for (let i = 0; i < settings.iterations; i++) {
+    runs.push(await measure(server, () => runLoad({ url, connections: settings.connections, durationS: settings.durationS, rotate })))
+  }
+  return runs
+}
+
+/**
+ * The issue's verify-plus-lookup anchor (Fastify + @fastify/jwt HS256 + a Map), without and with pino
+ * request logging, under the hit scenario's exact load.
+ */
+export async function anchor (settings: RunSettings, logging: boolean, baselineRps: number): Promise<Row> {
+  const keys = sessionKeys('HS256')
+  const server = await startAnchor(keys.env, logging)
+  try {
+    const runs = await measureHits(server, `${server.url}/chat-token`, settings, signMany(keys, settings.hitIdentities))
+    return row(`anchor: Fastify + @fastify/jwt HS256 + Map${logging ? ' + pino request logging' : ''}`, runs, `${settings.connections} connections, the hit scenario's load`, baselineRps)
+  } finally {
+    await server.process.stop()
+  }
+}
+
 export async function hit (settings: RunSettings, algorithm: SessionAlgorithm, baselineRps: number): Promise<Row> {
   const emulator = await startEmulator()
   const keys = sessionKeys(algorithm)
   const service = await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s' })
   try {
-    const tokens = signMany(keys, settings.hitIdentities)
-    const url = `${service.url}/chat-token`
-    const headersFor = (n: number) => ({ authorization: `Bearer ${tokens[n % tokens.length]}` })
-    // Warm-up: every identity once (fills the cache), then a second of load.
-    await runLoad({ url, connections: 50, amount: tokens.length, headersFor })
-    await runLoad({ url, connections: settings.connections, durationS: 1, headersFor })
-    const runs: Measured[] = []
-    for (let i = 0; i < settings.iterations; i++) {
-      runs.push(await measure(service, () => runLoad({ url, connections: settings.connections, durationS: settings.durationS, headersFor })))
-    }
+    const runs = await measureHits(service, `${service.url}/chat-token`, settings, signMany(keys, settings.hitIdentities))
     return row(`hit ${algorithm}: warm cache, ${settings.hitIdentities} identities`, runs, `${settings.connections} connections`, baselineRps)
   } finally {
     await service.process.stop()

@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { runLoad } from './load.js'
+import { sessionKeys, signMany } from './sessions.js'
+import { startEmulator, startService } from './stack.js'
+
+/**
+ * A CPU profile of the service under one scenario's load, summarised by self time:
+ *   node --import tsx dev/bench/profile.ts --scenario hit|miss [--duration 10] [--dir /tmp/prof]
+ * The service runs with `node --cpu-prof`; the .cpuprofile is left in --dir for a flame graph
+ * (Chrome DevTools or speedscope open it).
+ */
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'hit' },
+    duration: { type: 'string', default: '10' },
+    dir: { type: 'string', default: '/tmp/chat-token-profile' },
+    top: { type: 'string', default: '40' }
+  }
+})
+const durationS = Number(values.duration)
+const dir = values.dir
+const emulator = await startEmulator()
+const keys = sessionKeys('HS256')
+const service = await startService({
+  ...keys.env,
+  HUBSPOT_BASE_URL: emulator.url,
+  HUBSPOT_RATE_LIMIT: '1000000/1s'
+}, 'service', ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+const url = `${service.url}/chat-token`
+try {
+  if (values.scenario === 'hit') {
+    const tokens = signMany(keys, 10_000)
+    await runLoad({ url, connections: 50, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) })
+    const result = await runLoad({ url, connections: 10, durationS, rotate: tokens.map(token => ({ authorization: `Bearer ${token}` })) })
+    process.stdout.write(`hit: ${result.rps.toFixed(0)} req/s, load generator ${(result.loadCpuShare * 100).toFixed(0)} %\n`)
+  } else {
+    const tokens = signMany(keys, durationS * 2000, 'profile-miss')
+    const result = await runLoad({ url, connections: 10, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) })
+    process.stdout.write(`miss: ${result.rps.toFixed(0)} req/s, load generator ${(result.loadCpuShare * 100).toFixed(0)} %\n`)
+  }
+} finally {
+  // SIGTERM lets the service shut down cleanly, which is when Node writes the profile.
+  const exited = new Promise(resolve => service.process.child.once('exit', resolve))
+  service.process.child.kill('SIGTERM')
+  await exited
+  await emulator.process.stop()
+}
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+
+const file = readdirSync(dir).filter(name => name.endsWith('.cpuprofile')).sort().at(-1)!
+const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Profile
+const byId = new Map(profile.nodes.map(node => [node.id, node]))
+const selfUs = new Map<string, number>()
+const byPackage = new Map<string, number>()
+let total = 0
+profile.samples.forEach((id, index) => {
+  const node = byId.get(id)!
+  const delta = profile.timeDeltas[index] ?? 0
+  total += delta
+  const where = node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')
+  const name = `${node.callFrame.functionName || '(anonymous)'} ${where}:${node.callFrame.lineNumber + 1}`
+  selfUs.set(name, (selfUs.get(name) ?? 0) + delta)
+  const pkg = where === '' ? node.callFrame.functionName : where.startsWith('@') ? where.split('/').slice(0, 2).join('/') : where.split('/')[0]!
+  byPackage.set(pkg!, (byPackage.get(pkg!) ?? 0) + delta)
+})
+const top = (map: Map<string, number>, count: number): string =>
+  [...map].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, us]) => `${(us / total * 100).toFixed(1).padStart(5)} %  ${name}`).join('\n')
+process.stdout.write(`profile ${dir}/${file}\n\nby package or file:\n${top(byPackage, 25)}\n\nby function (self):\n${top(selfUs, Number(values.top))}\n`)
