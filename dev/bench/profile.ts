@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { runLoad } from './load.js'
 import { sessionKeys, signMany } from './sessions.js'
-import { startEmulator, startService } from './stack.js'
+import { startAnchor, startEmulator, startService } from './stack.js'
 
 /**
  * A CPU profile of the service under one scenario's load, summarised by self time:
@@ -13,21 +13,24 @@ import { startEmulator, startService } from './stack.js'
 const { values } = parseArgs({
   options: {
     scenario: { type: 'string', default: 'hit' },
+    // The miss anchor (dev/bench/anchor-server.mjs /mint) instead of the service, for a side-by-side look.
+    anchor: { type: 'boolean', default: false },
     duration: { type: 'string', default: '10' },
     dir: { type: 'string', default: '/tmp/chat-token-profile' },
-    top: { type: 'string', default: '40' }
+    top: { type: 'string', default: '40' },
+    // Comma-separated function names whose inclusive time (self plus callees) is also reported.
+    inclusive: { type: 'string', default: 'verifySession,identify,tokenFor,createVisitorToken,attempt,acquireSlot,fill,runPreParsing,onResponse,routeHandler' }
   }
 })
 const durationS = Number(values.duration)
 const dir = values.dir
 const emulator = await startEmulator()
 const keys = sessionKeys('HS256')
-const service = await startService({
-  ...keys.env,
-  HUBSPOT_BASE_URL: emulator.url,
-  HUBSPOT_RATE_LIMIT: '1000000/1s'
-}, 'service', ['--cpu-prof', `--cpu-prof-dir=${dir}`])
-const url = `${service.url}/chat-token`
+const profiling = ['--cpu-prof', `--cpu-prof-dir=${dir}`]
+const service = values.anchor
+  ? await startAnchor(keys.env, { logging: false, upstreamUrl: emulator.url, nodeArgs: profiling })
+  : await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s' }, 'service', profiling)
+const url = `${service.url}${values.anchor ? '/mint' : '/chat-token'}`
 try {
   if (values.scenario === 'hit') {
     const tokens = signMany(keys, 10_000)
@@ -66,6 +69,21 @@ profile.samples.forEach((id, index) => {
   const pkg = where === '' ? node.callFrame.functionName : where.startsWith('@') ? where.split('/').slice(0, 2).join('/') : where.split('/')[0]!
   byPackage.set(pkg!, (byPackage.get(pkg!) ?? 0) + delta)
 })
+// Inclusive time: each sample counts once for every distinct watched function on its stack.
+const watched = new Set(values.inclusive.split(','))
+const parentOf = new Map<number, number>()
+for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id)
+const inclusiveUs = new Map<string, number>()
+profile.samples.forEach((id, index) => {
+  const seen = new Set<string>()
+  for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+    const name = byId.get(at)!.callFrame.functionName
+    if (watched.has(name) && !seen.has(name)) {
+      seen.add(name)
+      inclusiveUs.set(name, (inclusiveUs.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0))
+    }
+  }
+})
 const top = (map: Map<string, number>, count: number): string =>
   [...map].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, us]) => `${(us / total * 100).toFixed(1).padStart(5)} %  ${name}`).join('\n')
-process.stdout.write(`profile ${dir}/${file}\n\nby package or file:\n${top(byPackage, 25)}\n\nby function (self):\n${top(selfUs, Number(values.top))}\n`)
+process.stdout.write(`profile ${dir}/${file}\n\nby package or file:\n${top(byPackage, 25)}\n\nby function (self):\n${top(selfUs, Number(values.top))}\n\ninclusive:\n${top(inclusiveUs, watched.size)}\n`)

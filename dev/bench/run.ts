@@ -62,6 +62,11 @@ if (wanted('hit')) {
   }
 }
 if (wanted('miss')) {
+  for (const latencyMs of [0, 50]) {
+    const result = await miss(settings, latencyMs, baselineRps, 'anchor')
+    rows.push(result.row)
+    log(`${result.row.scenario}: ${result.row.cpuUsPerRequest!.median.toFixed(0)} µs/req, p50 ${result.row.p50Ms!.median} ms`)
+  }
   const fast = await miss(settings, 0, baselineRps)
   rows.push(fast.row)
   targets.push({ name: 'miss at 0 ms: server CPU per request', limit: '≤ 300 µs', measured: `${fast.row.cpuUsPerRequest!.median.toFixed(0)} µs`, met: fast.row.cpuUsPerRequest!.median <= 300 })

@@ -54,10 +54,16 @@ export async function startBaseline (): Promise<Running> {
   return { process, url, startupMs: await waitForHealthy(`${url}/`, since) }
 }
 
-export async function startAnchor (env: Record<string, string>, logging: boolean): Promise<Running> {
+/** dev/bench/anchor-server.mjs: the issue's verify-plus-lookup and verify-plus-one-call anchors. */
+export async function startAnchor (env: Record<string, string>, options: { logging: boolean; upstreamUrl?: string; nodeArgs?: string[] }): Promise<Running> {
   const port = await freePort()
   const since = performance.now()
-  const process = startProcess('anchor', globalThis.process.execPath, ['dev/bench/anchor-server.mjs'], { ...env, PORT: String(port), ANCHOR_LOGGING: logging ? '1' : '0' }, SERVER_CPU)
+  const process = startProcess('anchor', globalThis.process.execPath, [...options.nodeArgs ?? [], 'dev/bench/anchor-server.mjs'], {
+    ...env,
+    PORT: String(port),
+    ANCHOR_LOGGING: options.logging ? '1' : '0',
+    ...(options.upstreamUrl === undefined ? {} : { UPSTREAM_URL: options.upstreamUrl, UPSTREAM_TOKEN: BENCH_ACCESS_TOKEN })
+  }, SERVER_CPU)
   const url = `http://127.0.0.1:${port}`
   return { process, url, startupMs: await waitForHealthy(`${url}/`, since) }
 }

@@ -53,7 +53,10 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   }
 }
 
-/** A request that joined someone else's flight still answers by its own deadline. */
+/**
+ * A request that joined someone else's flight still answers by its own deadline. Once it has answered,
+ * its deadline's timer is cleared.
+ */
 function withinDeadline<T> (work: Promise<T>, deadline: Deadline): Promise<T> {
   const timeout = (): ServiceError => new ServiceError('upstream_timeout', 'The token was not ready before the deadline')
   if (deadline.signal.aborted) return Promise.reject(timeout())
@@ -62,9 +65,11 @@ function withinDeadline<T> (work: Promise<T>, deadline: Deadline): Promise<T> {
     deadline.signal.addEventListener('abort', onAbort, { once: true })
     work.then(value => {
       deadline.signal.removeEventListener('abort', onAbort)
+      deadline.dispose()
       resolve(value)
     }, (error: unknown) => {
       deadline.signal.removeEventListener('abort', onAbort)
+      deadline.dispose()
       reject(error)
     })
   })

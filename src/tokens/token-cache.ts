@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Identity } from '../auth/identity.js'
 import type { Clock, Deadline } from '../deadline.js'
 import type { MintedToken } from '../hubspot/client.js'
@@ -54,10 +54,8 @@ export function cacheKeyFor (identity: Identity): CacheKey {
  * V8 copies a slice this short instead of keeping the whole digest string alive).
  */
 export function identityFingerprint (identity: Identity): string {
-  return createHash('sha256')
-    .update(JSON.stringify([identity.email, identity.firstName ?? null, identity.lastName ?? null]))
-    .digest('base64url')
-    .slice(0, 12)
+  // crypto.hash: one call, no Hash object (a third of createHash's cost on input this short).
+  return hash('sha256', JSON.stringify([identity.email, identity.firstName ?? null, identity.lastName ?? null]), 'base64url').slice(0, 12)
 }
 
 /** The token in `entry` when it may be handed out for `key` now, else undefined. */

@@ -75,7 +75,7 @@ async function measureHits (server: Running, url: string, settings: RunSettings,
  */
 export async function anchor (settings: RunSettings, logging: boolean, baselineRps: number): Promise<Row> {
   const keys = sessionKeys('HS256')
-  const server = await startAnchor(keys.env, logging)
+  const server = await startAnchor(keys.env, { logging })
   try {
     const runs = await measureHits(server, `${server.url}/chat-token`, settings, signMany(keys, settings.hitIdentities))
     return row(`anchor: Fastify + @fastify/jwt HS256 + Map${logging ? ' + pino request logging' : ''}`, runs, `${settings.connections} connections, the hit scenario's load`, baselineRps)
@@ -97,17 +97,23 @@ export async function hit (settings: RunSettings, algorithm: SessionAlgorithm, b
   }
 }
 
-export async function miss (settings: RunSettings, latencyMs: number, baselineRps: number): Promise<{ row: Row; emulatorP50: number }> {
+/**
+ * A new identity on every request against the emulator answering after `latencyMs`: the service, or
+ * the miss anchor (verify + one undici call, nothing else) under the same load.
+ */
+export async function miss (settings: RunSettings, latencyMs: number, baselineRps: number, subject: 'service' | 'anchor' = 'service'): Promise<{ row: Row; emulatorP50: number }> {
   const emulator = await startEmulator({ latencyMs })
   const keys = sessionKeys('HS256')
-  const service = await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s' })
+  const server = subject === 'service'
+    ? await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s' })
+    : await startAnchor(keys.env, { logging: false, upstreamUrl: emulator.url })
   try {
     // At 50 ms each connection does ~20 req/s; size the run by count so every request is a new identity.
     const perRun = latencyMs === 0 ? Math.max(2000, settings.durationS * 3000) : Math.max(200, settings.durationS * settings.connections * 15)
     const total = perRun * (settings.iterations + 1)
     const tokens = signMany(keys, total, `miss${latencyMs}`)
     let offset = 0
-    const url = `${service.url}/chat-token`
+    const url = `${server.url}${subject === 'service' ? '/chat-token' : '/mint'}`
     const load = async (): Promise<LoadResult> => {
       const start = offset
       offset += perRun
@@ -115,7 +121,7 @@ export async function miss (settings: RunSettings, latencyMs: number, baselineRp
     }
     await load()
     const runs: Measured[] = []
-    for (let i = 0; i < settings.iterations; i++) runs.push(await measure(service, load))
+    for (let i = 0; i < settings.iterations; i++) runs.push(await measure(server, load))
     const direct = await runLoad({
       url: `${emulator.url}/conversations/v3/visitor-identification/tokens/create`,
       method: 'POST',
@@ -124,12 +130,12 @@ export async function miss (settings: RunSettings, latencyMs: number, baselineRp
       amount: perRun,
       headersFor: () => ({ authorization: `Bearer ${BENCH_ACCESS_TOKEN}`, 'content-type': 'application/json' })
     })
-    return {
-      row: row(`miss: new identity per request, HubSpot at ${latencyMs} ms`, runs, `emulator alone p50 ${direct.p50} ms`, baselineRps),
-      emulatorP50: direct.p50
-    }
+    const name = subject === 'service'
+      ? `miss: new identity per request, HubSpot at ${latencyMs} ms`
+      : `anchor: Fastify + @fastify/jwt HS256 + one undici call, HubSpot at ${latencyMs} ms`
+    return { row: row(name, runs, `emulator alone p50 ${direct.p50} ms`, baselineRps), emulatorP50: direct.p50 }
   } finally {
-    await service.process.stop()
+    await server.process.stop()
     await emulator.process.stop()
   }
 }
