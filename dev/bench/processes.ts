@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -25,10 +25,15 @@ export async function freePort (): Promise<number> {
   return address.port
 }
 
-/** Spawns `command args` pinned to `cpu` (when taskset exists), output discarded unless it fails. */
+/**
+ * Spawns `command args` pinned to `cpu` (when taskset exists). Output is discarded unless it fails, or
+ * kept in BENCH_LOG_DIR/<name>.log when that is set (the service's request lines, for a closer look).
+ */
 export function startProcess (name: string, command: string, args: string[], env: Record<string, string>, cpu?: number): BenchProcess {
   const argv = hasTaskset && cpu !== undefined ? ['taskset', '-c', String(cpu), command, ...args] : [command, ...args]
-  const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const logDir = process.env.BENCH_LOG_DIR
+  const stdout = logDir === undefined ? 'ignore' : openSync(`${logDir}/${name}.log`, 'a')
+  const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', stdout, 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
   child.on('exit', code => {

@@ -13,7 +13,8 @@ export interface Running {
   startupMs: number
 }
 
-export async function startEmulator (options: { latencyMs?: number; rateLimit?: string } = {}): Promise<Running> {
+/** `cpu`: where the emulator runs (default: beside the load generator, leaving the server's core alone). */
+export async function startEmulator (options: { latencyMs?: number; rateLimit?: string; cpu?: number } = {}): Promise<Running> {
   const port = await freePort()
   const since = performance.now()
   const process = startProcess('emulator', globalThis.process.execPath, [
@@ -22,7 +23,7 @@ export async function startEmulator (options: { latencyMs?: number; rateLimit?: 
     '--latency-ms', String(options.latencyMs ?? 0),
     '--rate-limit', options.rateLimit ?? '1000000/10s',
     '--daily-limit', '1000000000'
-  ], {}, LOAD_CPU)
+  ], {}, options.cpu ?? LOAD_CPU)
   const url = `http://127.0.0.1:${port}`
   return { process, url, startupMs: await waitForHealthy(`${url}/__emulator/health`, since) }
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Deadline } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
-import { SlidingLog, acquireSlot, createMemoryBudget, windowWithMarginMs } from '../../src/tokens/outbound-budget.js'
+import { SlidingLog, acquireSlot, createMemoryBudget, slotSpacingMs, windowWithMarginMs } from '../../src/tokens/outbound-budget.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { manualClock } from '../helper.js'
 
@@ -63,19 +63,39 @@ t.test('reservations queue callers at distinct moments and never overfill any wi
   }
 })
 
-t.test('a late caller confirms at the moment it really calls; an on-time one then queues again if needed', async t => {
+t.test('a caller later than the tolerance moves to the moment it really calls, if no window overfills; else it queues again', async t => {
   const log = new SlidingLog(2, 1000)
   t.ok(log.reserve(0, 0).granted)
   const stalled = log.reserve(0, 0)
   const c = log.reserve(0, 5000)
   const d = log.reserve(0, 5000)
   t.match([c.waitMs, d.waitMs], [1000, 1000], 'both slots open when the calls at 0 leave the window')
-  // The second call at 0 really went out at 500 (a stalled event loop): its entry moves there.
-  t.equal(log.confirm(stalled.ticket, 500), true)
-  // So at 1000 only one more call fits in the window (0, 1000]: c goes back in the queue.
-  t.equal(log.confirm(c.ticket, 1000), false)
-  t.equal(log.confirm(d.ticket, 1000), true)
-  t.match(log.reserve(1000, 5000), { granted: true, waitMs: 500 }, 'the next slot follows the actual call at 500')
+  // The second call at 0 would really go out at 500 (a stalled event loop): the window (0, 1000] would
+  // then hold it, c and d. It loses its slot; c and d, on time, keep theirs.
+  t.equal(log.confirm(stalled.ticket, 500), false)
+  t.equal(log.confirm(c.ticket, 1000, false), true)
+  t.equal(log.confirm(d.ticket, 1000, false), true)
+  const again = log.reserve(500, 5000)
+  t.match(again, { granted: true, waitMs: 1500 }, 'the stalled caller queues behind them')
+  // Late again, but with room: a window after its slot holds nothing else, so it moves and goes.
+  t.equal(log.confirm(again.ticket, 2200), true)
+  t.match(log.reserve(2200, 5000), { granted: true, waitMs: 0 })
+  t.match(log.reserve(2200, 5000), { granted: true, waitMs: 1000 }, 'the next slot follows the actual call at 2200')
+})
+
+t.test('callers a little late keep their slots: a login wave is not sent to the back of the queue', async t => {
+  // The window carries a 100 ms margin, half of it the tolerance for waking late (as in acquireSlot).
+  const log = new SlidingLog(2, 1100)
+  const first = [log.reserve(0, 5000), log.reserve(0, 5000)]
+  const second = [log.reserve(0, 5000), log.reserve(0, 5000)]
+  t.match(first.map(r => r.waitMs), [0, 0])
+  t.match(second.map(r => r.waitMs), [1100, 1100])
+  // The first two went at 0 and 30 (30 ms late: within the tolerance, so that entry stays at 0).
+  t.equal(log.confirm(second[0]!.ticket, 1105, false), true, 'on time (5 ms late): goes')
+  t.equal(log.confirm(second[1]!.ticket, 1140, false), true, '40 ms late: still goes, without moving')
+  const sent = [0, 30, 1105, 1140]
+  t.ok(busiestWindow(sent, 1000) <= 2, 'and no 1000 ms window of the actual calls holds more than 2')
+  t.match(log.reserve(1140, 5000), { granted: true, waitMs: 1060 }, 'the next slot is one stretched window after the second wave\'s slot')
 })
 
 t.test('with callers waking late at random, actual call times never overfill a window', async t => {
@@ -89,22 +109,29 @@ t.test('with callers waking late at random, actual call times never overfill a w
   const tolerance = 50
   const log = new SlidingLog(max, windowMs + 2 * tolerance)
   // A tiny discrete-event simulation: each caller reserves, sleeps, wakes up to 400 ms late, then
-  // follows acquireSlot's rule (confirm unless it neither slept nor ran late).
-  type Step = { at: number; caller: number; reservedAt: number; waitMs: number; ticket: string }
+  // follows acquireSlot's rule (within the tolerance it keeps its slot; later, it moves to now if it can).
+  // Arrivals are events too, so the log sees time only move forward, as it does in production.
+  type Step = { at: number; caller: number; reservation?: { reservedAt: number; waitMs: number; ticket: string } }
   const steps: Step[] = []
   const sent: number[] = []
   const reserve = (caller: number, now: number): void => {
     const reservation = log.reserve(now, 3000)
     if (!reservation.granted) return
     const lag = random() < 0.2 ? Math.floor(random() * 400) : Math.floor(random() * 5)
-    steps.push({ at: now + reservation.waitMs + lag, caller, reservedAt: now, waitMs: reservation.waitMs, ticket: reservation.ticket })
+    steps.push({ at: now + reservation.waitMs + lag, caller, reservation: { reservedAt: now, waitMs: reservation.waitMs, ticket: reservation.ticket } })
   }
-  for (let caller = 0; caller < 400; caller++) reserve(caller, Math.floor(caller * 15 * random()))
+  for (let caller = 0; caller < 400; caller++) steps.push({ at: Math.floor(caller * 15 * random()), caller })
   while (steps.length > 0) {
     steps.sort((a, b) => a.at - b.at)
     const step = steps.shift()!
-    const late = step.at - step.reservedAt - step.waitMs
-    if ((step.waitMs === 0 && late <= tolerance) || log.confirm(step.ticket, step.at)) sent.push(step.at)
+    const held = step.reservation
+    if (held === undefined) {
+      reserve(step.caller, step.at)
+      continue
+    }
+    const late = step.at - held.reservedAt - held.waitMs
+    const goes = late <= tolerance ? held.waitMs === 0 || log.confirm(held.ticket, step.at, false) : log.confirm(held.ticket, step.at)
+    if (goes) sent.push(step.at)
     else reserve(step.caller, step.at)
   }
   t.ok(sent.length > 100, `${sent.length} calls made`)
@@ -118,7 +145,8 @@ t.test('a 429 pause holds every reservation back until it ends', async t => {
   t.match(log.reserve(4000, 1000), { granted: false, waitMs: 6000 })
   const held = log.reserve(4000, 7000)
   t.match(held, { granted: true, waitMs: 6000 })
-  t.equal(log.confirm(held.ticket, 9999), false, 'a caller that wakes inside the pause may not go')
+  t.equal(log.confirm(held.ticket, 9999, false), false, 'a caller that wakes inside the pause may not go, even on time')
+  t.equal(log.confirm(held.ticket, 9999), false, 'nor a late one')
   log.pause(5000, 1000)
   t.equal(log.pausedForMs(5000), 5000, 'a shorter pause never shortens a longer one')
 })
@@ -128,8 +156,10 @@ t.test('the memory budget keeps a latency margin on top of the window, on the in
   const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
   t.equal(windowWithMarginMs(1000), 1100)
   t.equal(windowWithMarginMs(10_000), 10_250)
-  t.ok((await budget.reserve(0)).granted)
-  t.ok((await budget.reserve(0)).granted)
+  t.equal(slotSpacingMs({ max: 2, windowMs: 1000 }), 50, 'a full burst spreads over the 100 ms margin')
+  t.match(await budget.reserve(0), { granted: true, waitMs: 0 })
+  t.match(await budget.reserve(0), { granted: false, waitMs: 50 }, 'the next slot is one spacing later')
+  t.match(await budget.reserve(50), { granted: true, waitMs: 50 })
   t.match(await budget.reserve(0), { granted: false, waitMs: 1100 })
   clock.advance(1100)
   t.match(await budget.reserve(0), { granted: true, waitMs: 0 })

@@ -29,9 +29,12 @@ t.test('the script keeps a rolling window across replicas and queues callers on 
   t.teardown(() => Promise.all(links.map(link => link.close())))
   await Promise.all(links.map(link => link.waitUntilUp(2000)))
   const [a, b] = links.map(link => createRedisBudget({ link, budget: { max: 3, windowMs: 1000 }, replicas: 2, clock: { now: Date.now } }))
-  t.match(await a!.reserve(0), { granted: true, waitMs: 0 })
-  t.match(await b!.reserve(0), { granted: true, waitMs: 0 })
-  t.match(await a!.reserve(0), { granted: true, waitMs: 0 })
+  // Slots are at least the margin / max (100 / 3 ms) apart, so a burst spreads over the margin.
+  const burst = [await a!.reserve(200), await b!.reserve(200), await a!.reserve(200)]
+  t.ok(burst.every(reservation => reservation.granted))
+  const slots = (await scope.redis.zrange(`${scope.prefix}budget`, 0, -1, 'WITHSCORES')).filter((_, i) => i % 2 === 1).map(Number)
+  t.ok(Math.abs(slots[1]! - slots[0]! - 100 / 3) < 0.01 && Math.abs(slots[2]! - slots[1]! - 100 / 3) < 0.01, `slots spaced: ${slots.map(slot => (slot - slots[0]!).toFixed(2)).join(', ')} ms`)
+  t.equal(burst[0]!.waitMs, 0)
   const refused = await b!.reserve(500)
   t.equal(refused.granted, false, 'the fourth call within the window is refused to a caller that cannot wait')
   t.ok(refused.waitMs > 1000 && refused.waitMs <= 1100, `the first slot frees after window + margin (${refused.waitMs} ms)`)
@@ -40,9 +43,42 @@ t.test('the script keeps a rolling window across replicas and queues callers on 
   const next = await a!.reserve(5000)
   t.ok(next.granted && next.waitMs - queued.waitMs >= -5, 'and the next caller queues behind it, not beside it')
   t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 5)
-  t.equal(await b!.confirm(queued.ticket), false, 'confirming before the slot is due would overfill the window')
+  t.equal(await a!.confirm(next.ticket, false), true, 'an on-time caller keeps its slot')
+  t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 5, 'where it was')
+  t.equal(await b!.confirm(queued.ticket, true), false, 'moving a reservation to now, before its slot is due, would overfill the window')
   t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 4, 'and gives the slot up')
   t.ok(await scope.redis.pttl(`${scope.prefix}budget`) > 0, 'the log expires when idle')
+})
+
+t.test('a late caller moves to now only if no window after it overfills; an on-time one keeps its slot', { skip }, async t => {
+  const scope = redisScope(t)
+  const link = await connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
+  t.teardown(() => link.close())
+  await link.waitUntilUp(2000)
+  const budget = createRedisBudget({ link, budget: { max: 2, windowMs: 1000 }, replicas: 1, clock: { now: Date.now } })
+  const key = `${scope.prefix}budget`
+  const redisNow = async (): Promise<number> => {
+    const [seconds, micros] = await scope.redis.time()
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+  }
+  // A reservation whose slot was 500 ms ago, and two calls reserved 300 ms from now.
+  const late = await budget.reserve(5000)
+  let now = await redisNow()
+  await scope.redis.zadd(key, now - 500, late.ticket, now + 300, 'other-1', now + 300, 'other-2')
+  t.equal(await budget.confirm(late.ticket, true), false, 'at now it would share the window ending at the later calls with both of them')
+  t.equal(await scope.redis.zscore(key, late.ticket), null, 'and its reservation is dropped')
+
+  const lateAgain = await budget.reserve(5000)
+  now = await redisNow()
+  await scope.redis.zrem(key, 'other-2')
+  await scope.redis.zadd(key, now - 500, lateAgain.ticket)
+  t.equal(await budget.confirm(lateAgain.ticket, true), true, 'with one later call there is room')
+  t.ok(Number(await scope.redis.zscore(key, lateAgain.ticket)) >= now, 'and its entry moved to the moment it goes')
+
+  const onTime = await budget.reserve(5000)
+  const slot = await scope.redis.zscore(key, onTime.ticket)
+  t.equal(await budget.confirm(onTime.ticket, false), true)
+  t.equal(await scope.redis.zscore(key, onTime.ticket), slot, 'an on-time caller\'s entry stays at its slot')
 })
 
 t.test('a 429 seen by one replica pauses the others', { skip }, async t => {
