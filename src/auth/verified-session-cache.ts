@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto'
 import type { SessionClaims } from './identity.js'
 
 /**
@@ -6,12 +7,14 @@ import type { SessionClaims } from './identity.js'
  * the cost of a token-cache hit. The same frozen claims object comes back every time, so callers can
  * memoise what they derive from it in a WeakMap that empties itself when the entry goes.
  *
- * Only an exact repeat of a token that was fully verified is served from here: a changed byte is a
- * different key. Bounded; when full, the oldest entry goes (first in, first out: an entry costs no
- * write on a hit, and a token that is still in use is simply verified once more).
+ * Only an exact repeat of a token that was fully verified is served from here: the key is the token's
+ * SHA-256, so a changed byte is a different key (and an entry keeps 43 characters, not the whole token
+ * and the header string it was cut from). Bounded; when full, the oldest entry goes (first in, first
+ * out: an entry costs no write on a hit, and a token that is still in use is simply verified once more).
  */
 export class VerifiedSessionCache {
-  readonly #entries = new Map<string, { claims: SessionClaims; expiresAtMs: number }>()
+  /** Token hash → claims, whose `exp` (required and numeric, see remember) says until when. */
+  readonly #entries = new Map<string, SessionClaims>()
   readonly #maxEntries: number
   readonly #now: () => number
 
@@ -25,14 +28,15 @@ export class VerifiedSessionCache {
   }
 
   claimsFor (token: string): SessionClaims | undefined {
-    const entry = this.#entries.get(token)
-    if (entry === undefined) return undefined
+    const key = keyOf(token)
+    const claims = this.#entries.get(key)
+    if (claims === undefined) return undefined
     // At exp the token goes back through the verifier, which applies the clock tolerance and decides.
-    if (this.#now() >= entry.expiresAtMs) {
-      this.#entries.delete(token)
+    if (this.#now() >= (claims.exp as number) * 1000) {
+      this.#entries.delete(key)
       return undefined
     }
-    return entry.claims
+    return claims
   }
 
   /** Returns the claims, frozen: they are shared by every later request that sends this token. */
@@ -41,8 +45,12 @@ export class VerifiedSessionCache {
     const exp = claims.exp
     // The verifier requires a numeric exp; anything else is simply not remembered.
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return frozen
-    this.#entries.set(token, { claims: frozen, expiresAtMs: exp * 1000 })
+    this.#entries.set(keyOf(token), frozen)
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
     return frozen
   }
+}
+
+function keyOf (token: string): string {
+  return hash('sha256', token, 'base64url')
 }
