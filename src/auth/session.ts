@@ -74,8 +74,8 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
   fastify.decorate('verifySession', async function verifySession (request: FastifyRequest): Promise<VerifiedSession> {
     const found = findSessionToken(request, cookieName)
     if (found.token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
-    const known = verified.claimsFor(found.token)
-    if (known !== undefined) return { claims: known, source: found.source }
+    const known = verified.lookup(found.token)
+    if (known.claims !== undefined) return { claims: known.claims, source: found.source }
     request.sessionToken = checkShape(found.token)
     let claims: SessionClaims
     try {
@@ -84,7 +84,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
       throw translateJwtError(error)
     }
     checkIssuedAt(claims.iat, jwt.clockToleranceS)
-    return { claims: verified.remember(found.token, claims), source: found.source }
+    return { claims: verified.remember(known.key, claims), source: found.source }
   })
 }
 

@@ -27,30 +27,27 @@ export class VerifiedSessionCache {
     return this.#entries.size
   }
 
-  claimsFor (token: string): SessionClaims | undefined {
-    const key = keyOf(token)
+  /** The claims of a remembered token, and the key to remember it under when it is not (hashed once). */
+  lookup (token: string): { key: string; claims: SessionClaims | undefined } {
+    const key = hash('sha256', token, 'base64url')
     const claims = this.#entries.get(key)
-    if (claims === undefined) return undefined
+    if (claims === undefined) return { key, claims }
     // At exp the token goes back through the verifier, which applies the clock tolerance and decides.
     if (this.#now() >= (claims.exp as number) * 1000) {
       this.#entries.delete(key)
-      return undefined
+      return { key, claims: undefined }
     }
-    return claims
+    return { key, claims }
   }
 
   /** Returns the claims, frozen: they are shared by every later request that sends this token. */
-  remember (token: string, claims: SessionClaims): SessionClaims {
+  remember (key: string, claims: SessionClaims): SessionClaims {
     const frozen = Object.freeze(claims)
     const exp = claims.exp
     // The verifier requires a numeric exp; anything else is simply not remembered.
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return frozen
-    this.#entries.set(keyOf(token), frozen)
+    this.#entries.set(key, frozen)
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
     return frozen
   }
-}
-
-function keyOf (token: string): string {
-  return hash('sha256', token, 'base64url')
 }

@@ -29,10 +29,17 @@ export function readBodyText (body: Dispatcher.ResponseData['body'], limit = MAX
       }
       chunks.push(chunk)
     })
-    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')))
+    let ended = false
+    body.once('end', () => {
+      ended = true
+      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'))
+    })
     body.once('error', reject)
     // Destroyed without an error (by us above, or by undici): settles the promise if nothing else did.
-    body.once('close', () => reject(new Error('upstream body closed before its end')))
+    // Checked first, because an Error (and its stack trace) on every normal close cost ~20 µs a miss.
+    body.once('close', () => {
+      if (!ended) reject(new Error('upstream body closed before its end'))
+    })
   })
 }
 

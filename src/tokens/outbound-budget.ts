@@ -159,6 +159,13 @@ export function createMemoryBudget (budget: RateBudget, clock: Clock): OutboundB
   }
 }
 
+/**
+ * A slot less than this far off is taken at once: a timer cannot wait less than a millisecond anyway,
+ * and with a large budget the spacing makes such waits common (they cost a timer and up to a
+ * millisecond each). Going that early is safe: HubSpot's window is shorter than ours by the margin.
+ */
+const MIN_SLEEP_MS = 1
+
 export interface AcquireOptions {
   events: TokenEvents
   clock: Clock
@@ -187,7 +194,7 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
         retryAfterS: (reservation.waitMs - maxWaitMs) / 1000
       })
     }
-    if (reservation.waitMs > 0) {
+    if (reservation.waitMs >= MIN_SLEEP_MS) {
       try {
         await sleep(reservation.waitMs, undefined, { signal: deadline.signal })
       } catch {
@@ -212,7 +219,7 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
  */
 async function mayGo (budget: OutboundBudget, reservation: Reservation, slotAt: number, deadline: Deadline, options: AcquireOptions): Promise<boolean> {
   const { clock, lateToleranceMs } = options
-  if (reservation.waitMs === 0 && clock.now() - slotAt <= lateToleranceMs) return true
+  if (reservation.waitMs < MIN_SLEEP_MS && clock.now() - slotAt <= lateToleranceMs) return true
   for (;;) {
     if (deadline.expired) throw new ServiceError('upstream_timeout', 'The deadline passed while confirming a HubSpot call slot')
     const askedAt = clock.now()
