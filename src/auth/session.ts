@@ -61,7 +61,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
       requiredClaims: ['exp', ...(jwt.issuers.length > 0 ? ['iss'] : []), ...(jwt.audiences.length > 0 ? ['aud'] : [])],
       ...(jwt.issuers.length > 0 ? { allowedIss: jwt.issuers } : {}),
       ...(jwt.audiences.length > 0 ? { allowedAud: jwt.audiences } : {}),
-      // The token was already found (and its size and shape checked) by findSessionToken.
+      // The token was already found (and its size and shape checked) by verifySession.
       extractToken: (request: FastifyRequest) => request.sessionToken ?? undefined
     },
     // The JWKS key callback needs the header (kid, alg), so decode the complete token there.
