@@ -44,7 +44,9 @@ t.test('HS256 secret: valid token answers 200; every failure maps to its 401 wit
   t.equal(emulator.calls().length, 1, 'no HubSpot call for any authentication failure')
 })
 
-t.test('a remembered token answers from the verified-token cache; any changed byte is verified again and refused', async t => {
+// The cache itself (exact-key hits, exp, bound) is tested in verified-session-cache.test.ts; this is the
+// part a loosely keyed cache would get wrong: a near-copy of a remembered token must not ride on it.
+t.test('repeats of a verified token are served; a copy with any byte changed is verified afresh and refused', async t => {
   const emulator = await startEmulator(t)
   const service = await startService(t, baseEnv(emulator))
   const token = signSession(claims)
