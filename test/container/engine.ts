@@ -47,14 +47,11 @@ export function run (command: string[], options: { timeoutMs?: number; env?: Nod
 /** Like run, but a non-zero exit is an error carrying the command's last output. */
 export async function must (command: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   const result = await run(command, options)
-  if (result.code !== 0) throw commandFailure(command, result)
+  if (result.code !== 0) {
+    const tail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-30).join('\n')
+    throw new Error(`${command.join(' ')} exited with ${result.code}:\n${tail}`)
+  }
   return result.stdout
-}
-
-/** The error for a command that exited non-zero, with its last 30 lines of output. */
-export function commandFailure (command: string[], result: CommandResult): Error {
-  const tail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-30).join('\n')
-  return new Error(`${command.join(' ')} exited with ${result.code}:\n${tail}`)
 }
 
 export async function freePort (): Promise<number> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { createSigner } from 'fast-jwt'
 import { request } from 'undici'
-import { commandFailure, detectCompose, detectEngine, eventually, freePort, must, run } from './engine.js'
+import { detectCompose, detectEngine, eventually, freePort, must, run } from './engine.js'
 
 /**
  * `npm run test:container`: builds the image and checks it the way it runs in production (read-only
@@ -201,23 +201,12 @@ async function main (): Promise<void> {
   const lbUrl = `http://127.0.0.1:${env.LB_PORT}`
   const stackEmulatorUrl = `http://127.0.0.1:${env.EMULATOR_PORT}`
   const composeCommand = [...compose, '-f', 'docker-compose.yml', '-p', composeProject, '--profile', 'dev']
-  /** What the runtime says when it, not the stack, failed to start a container. */
-  const runtimeFault = /Cannot start service [\w-]+: (write child: broken pipe|OCI runtime)/
 
   await check('the dev profile comes up with no credentials and the load balancer is ready', async () => {
     cleanups.push(() => run([...composeCommand, 'down', '-v', '--remove-orphans', '-t', '20'], { env, timeoutMs: 180_000 }))
     const upStart = Date.now()
     stackUp = true
-    const upCommand = [...composeCommand, 'up', '-d', '--build']
-    let up = await run(upCommand, { env, timeoutMs: 900_000 })
-    if (up.code !== 0 && runtimeFault.test(`${up.stdout}\n${up.stderr}`)) {
-      // The container runtime itself failed to start a container (seen once with podman: "write child:
-      // broken pipe"), not our image or compose file: take the stack down and try once more, on record.
-      figures.push('compose up: retried once after a container-runtime fault')
-      await run([...composeCommand, 'down', '-v', '--remove-orphans', '-t', '20'], { env, timeoutMs: 180_000 })
-      up = await run(upCommand, { env, timeoutMs: 900_000 })
-    }
-    if (up.code !== 0) throw commandFailure(upCommand, up)
+    await must([...composeCommand, 'up', '-d', '--build'], { env, timeoutMs: 900_000 })
     await eventually('the load balancer to answer /readyz', 120_000, async () => (await get(`${lbUrl}/readyz`)).status === 200 ? true : undefined)
     // The replicas do not depend on the emulator (it is in a profile), so it may still be starting.
     await eventually('the emulator to answer', 60_000, async () => (await get(`${stackEmulatorUrl}/__emulator/health`)).status === 200 ? true : undefined)
