@@ -115,7 +115,9 @@ t.test('an exhausted budget answers 503 upstream_unavailable with Retry-After at
   t.ok(Date.now() - started < 500, 'refused without waiting for a slot past the deadline')
   t.equal(refused.status, 503)
   t.equal(refused.json().code, 'upstream_unavailable')
-  t.equal(refused.headers['retry-after'], '7', 'when a new request would get its slot within its wait: 10.25 s - (5 s deadline - 1 s for the call)')
+  // The second call waited out the 500 ms slot spacing (four 250 ms margins / 2), so the third asks at
+  // about 0.5 s, and a slot frees at 10.25 s.
+  t.equal(refused.headers['retry-after'], '6', 'when a new request would get its slot within its wait: 10.25 s - 0.5 s - (5 s deadline - 1 s for the call)')
   t.equal((await service.get('/chat-token', session('a@example.com'))).status, 200, 'cached tokens are still served')
   t.equal(emulator.calls().length, 2)
 })

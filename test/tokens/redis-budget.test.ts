@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Env } from '../../src/config.js'
 import { connectRedis } from '../../src/redis/connection.js'
+import { slotSpacingMs } from '../../src/tokens/outbound-budget.js'
 import { createRedisBudget } from '../../src/tokens/redis-budget.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
@@ -29,11 +30,13 @@ t.test('the script keeps a rolling window across replicas and queues callers on 
   t.teardown(() => Promise.all(links.map(link => link.close())))
   await Promise.all(links.map(link => link.waitUntilUp(2000)))
   const [a, b] = links.map(link => createRedisBudget({ link, budget: { max: 3, windowMs: 1000 }, replicas: 2, clock: { now: Date.now } }))
-  // Slots are at least the margin / max (100 / 3 ms) apart, so a burst spreads over the margin.
-  const burst = [await a!.reserve(200), await b!.reserve(200), await a!.reserve(200)]
+  // Slots are at least the spacing apart (four 100 ms margins / 3), so a burst spreads out.
+  const spacing = slotSpacingMs({ max: 3, windowMs: 1000 })
+  t.equal(spacing, 400 / 3)
+  const burst = [await a!.reserve(500), await b!.reserve(500), await a!.reserve(500)]
   t.ok(burst.every(reservation => reservation.granted))
   const slots = (await scope.redis.zrange(`${scope.prefix}budget`, 0, -1, 'WITHSCORES')).filter((_, i) => i % 2 === 1).map(Number)
-  t.ok(Math.abs(slots[1]! - slots[0]! - 100 / 3) < 0.01 && Math.abs(slots[2]! - slots[1]! - 100 / 3) < 0.01, `slots spaced: ${slots.map(slot => (slot - slots[0]!).toFixed(2)).join(', ')} ms`)
+  t.ok(Math.abs(slots[1]! - slots[0]! - spacing) < 0.01 && Math.abs(slots[2]! - slots[1]! - spacing) < 0.01, `slots spaced: ${slots.map(slot => (slot - slots[0]!).toFixed(2)).join(', ')} ms`)
   t.equal(burst[0]!.waitMs, 0)
   const refused = await b!.reserve(500)
   t.equal(refused.granted, false, 'the fourth call within the window is refused to a caller that cannot wait')
