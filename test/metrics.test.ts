@@ -103,6 +103,7 @@ t.test('token events light up the cache, budget, breaker and Redis series', asyn
   events.cacheMiss()
   events.budgetWaited(40)
   events.budgetRefused()
+  events.sendHeldBack()
   events.breakerState('open')
   events.redisUp(true)
   const text = (await scrape(listener)).text
@@ -112,6 +113,7 @@ t.test('token events light up the cache, budget, breaker and Redis series', asyn
   t.match(text, /^chat_token_hubspot_budget_wait_seconds_bucket\{le="0\.01"\} 0$/m)
   t.match(text, /^chat_token_hubspot_budget_wait_seconds_sum 0\.04$/m)
   t.match(text, /^chat_token_hubspot_budget_refusals_total 1$/m)
+  t.match(text, /^chat_token_hubspot_sends_held_back_total 1$/m)
   t.match(text, /^chat_token_hubspot_breaker_state\{state="open"\} 1$/m)
   t.match(text, /^chat_token_hubspot_breaker_state\{state="closed"\} 0$/m)
   t.match(text, /^chat_token_hubspot_breaker_state\{state="half-open"\} 0$/m)

@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubSpotConfig } from '../config.js'
 import type { Identity } from '../auth/identity.js'
 import { type Clock, type Deadline, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import { type AttemptOutcome, createRetryPolicy } from './retry-policy.js'
+import { type SendByOption, SendGuardedPool, SendWindowMissedError } from './send-deadline.js'
 import {
   BodyTooLargeError, errorSummary, msUntilNextUtcMidnight, parseJsonObject, rateLimitWaitMs, readBodyText,
   retryAfterMs, tokenFromBody
@@ -52,12 +53,23 @@ export interface HubSpotClientOptions {
  * Wraps each attempt, retries included: a retry is a call against HubSpot's limit like any other.
  */
 export interface AttemptGate {
-  /** Before the attempt: may wait (for a budget slot) or refuse by throwing a ServiceError. */
-  before: (deadline: Deadline) => Promise<void>
+  /**
+   * Before the attempt: may wait (for a budget slot) or refuse by throwing a ServiceError. A permit
+   * says by when the attempt must be written to HubSpot.
+   */
+  before: (deadline: Deadline) => Promise<SendPermit | undefined>
   /** After the attempt, with what it met. */
   after: (report: AttemptReport) => void
   /** HubSpot answered a ten-second 429 and asked us to stay away this long (undefined: it did not say). */
   rateLimited: (waitHintMs: number | undefined) => void
+}
+
+/** Leave to send one attempt, within `sendBy`. */
+export interface SendPermit {
+  /** The latest moment (clock ms) the attempt may be written to HubSpot. */
+  readonly sendBy: number
+  /** The attempt was held back at `sendBy`: a new moment to send it, or a ServiceError. */
+  renew: () => Promise<SendPermit>
 }
 
 export interface AttemptReport {
@@ -82,11 +94,11 @@ const DEFAULT_RETRY_AFTER_MS = 1000
 export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClientOptions = {}): HubSpotClient {
   const clock = options.clock ?? systemClock
   const decide = createRetryPolicy({ maxRetries: config.maxRetries, random: options.random })
-  const pool = new Pool(new URL(config.baseUrl).origin, {
+  const pool = new SendGuardedPool(new URL(config.baseUrl).origin, {
     connections: HUBSPOT_POOL_CONNECTIONS,
     keepAliveTimeout: 30_000,
     connect: { timeout: Math.min(config.timeoutMs, 10_000) }
-  })
+  }, clock)
   const path = tokenPath(config.baseUrl, config.apiVersion)
   const headers = {
     authorization: `Bearer ${config.accessToken}`,
@@ -96,7 +108,20 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   // The date versions' specs list hsCustomerAgentContext as required; an empty map is the safe value.
   const extraBody = config.apiVersion === 'v3' ? {} : { hsCustomerAgentContext: {} }
 
-  async function attempt (body: string, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken | AttemptOutcome> {
+  /** Sends within the permit; a send held back for being late is renewed and tried again, unsent. */
+  async function send (body: string, deadline: Deadline, permit: SendPermit | undefined): Promise<Dispatcher.ResponseData> {
+    for (;;) {
+      try {
+        const request: Dispatcher.RequestOptions & SendByOption = { path, method: 'POST', headers, body, signal: deadline.signal, sendBy: permit?.sendBy }
+        return await pool.request(request)
+      } catch (error) {
+        if (!(error instanceof SendWindowMissedError) || permit === undefined) throw error
+        permit = await permit.renew()
+      }
+    }
+  }
+
+  async function attempt (body: string, deadline: Deadline, permit: SendPermit | undefined, log: FastifyBaseLogger): Promise<MintedToken | AttemptOutcome> {
     const startedAt = clock.now()
     const report = (outcome: AttemptReport['outcome'], status?: number): void => {
       const attemptReport = { status, outcome, durationMs: clock.now() - startedAt }
@@ -105,8 +130,10 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
     }
     let response
     try {
-      response = await pool.request({ path, method: 'POST', headers, body, signal: deadline.signal })
+      response = await send(body, deadline, permit)
     } catch (error) {
+      // The budget refused to renew a held-back send: nothing reached HubSpot, so there is nothing to report.
+      if (error instanceof ServiceError) throw error
       if (deadline.signal.aborted) {
         report('timeout')
         throw new ServiceError('upstream_timeout', 'HubSpot did not answer in time')
@@ -165,9 +192,9 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   async function createVisitorToken (identity: Identity, deadline: Deadline, log: FastifyBaseLogger): Promise<MintedToken> {
     const body = JSON.stringify({ ...identity, ...extraBody })
     for (let retriesDone = 0; ; retriesDone++) {
-      await options.gate?.before(deadline)
+      const permit = await options.gate?.before(deadline)
       const attemptStartedAt = clock.now()
-      const result = await attempt(body, deadline, log)
+      const result = await attempt(body, deadline, permit, log)
       if (!('kind' in result)) return result
       const decision = decide(result, retriesDone, deadline.remainingMs(), clock.now() - attemptStartedAt)
       if (!decision.retry) {

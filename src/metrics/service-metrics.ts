@@ -67,6 +67,11 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
     help: 'HubSpot calls refused because no budget slot could be had before the request\'s deadline',
     registers: [registry]
   })
+  const sendsHeldBack = new Counter({
+    name: `${PREFIX}hubspot_sends_held_back_total`,
+    help: 'HubSpot calls held back just before sending because they would have left later than their budget slot allows (they then move to now, or queue again)',
+    registers: [registry]
+  })
   const breakerState = new Gauge({
     name: `${PREFIX}hubspot_breaker_state`,
     help: 'Circuit breaker toward HubSpot: 1 for the current state, 0 for the others',
@@ -99,6 +104,7 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
       cacheMiss: () => cacheLookups.inc({ result: 'miss' }),
       budgetWaited: ms => budgetWait.observe(ms / 1000),
       budgetRefused: () => budgetRefusals.inc(),
+      sendHeldBack: () => sendsHeldBack.inc(),
       breakerState: setBreakerState,
       redisUp: up => redisUp?.set(up ? 1 : 0)
     }

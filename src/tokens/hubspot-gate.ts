@@ -1,7 +1,7 @@
 import type { Clock } from '../deadline.js'
-import type { AttemptGate } from '../hubspot/client.js'
+import type { AttemptGate, SendPermit } from '../hubspot/client.js'
 import type { CircuitBreaker } from './circuit-breaker.js'
-import { acquireSlot, type OutboundBudget } from './outbound-budget.js'
+import { type Slot, acquireSlot, type OutboundBudget } from './outbound-budget.js'
 import type { TokenEvents } from './token-events.js'
 
 export interface HubSpotGateOptions {
@@ -17,19 +17,31 @@ export interface HubSpotGateOptions {
 
 /**
  * Breaker, then budget, before every HubSpot attempt: an open circuit costs no budget slot, and a
- * half-open probe that the budget refuses gives its turn back.
+ * half-open probe that the budget refuses gives its turn back. The permit carries the slot, so a send
+ * held back for being late renews that reservation instead of taking a second one.
  */
 export function createHubSpotGate (options: HubSpotGateOptions): AttemptGate {
   const { breaker, budget, events, clock, callHeadroomMs, lateToleranceMs } = options
   return {
     before: async deadline => {
       const probe = breaker.admit()
-      try {
-        await acquireSlot(budget, deadline, { events, clock, callHeadroomMs, lateToleranceMs })
-      } catch (error) {
-        if (probe) breaker.abandonProbe()
-        throw error
+      const permitFor = async (missed?: Slot): Promise<SendPermit> => {
+        let slot: Slot
+        try {
+          slot = await acquireSlot(budget, deadline, { events, clock, callHeadroomMs, lateToleranceMs }, missed)
+        } catch (error) {
+          if (probe) breaker.abandonProbe()
+          throw error
+        }
+        return {
+          sendBy: slot.sendBy,
+          renew: async () => {
+            events.sendHeldBack()
+            return permitFor(slot)
+          }
+        }
       }
+      return permitFor()
     },
     after: report => breaker.record(report),
     rateLimited: waitHintMs => {

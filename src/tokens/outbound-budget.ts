@@ -20,7 +20,9 @@ import type { TokenEvents } from './token-events.js'
  * that (a stalled event loop, a long GC pause) *confirms* first: its entry moves to the actual moment
  * and it goes only if no window holding that moment would overfill (including the windows of calls
  * reserved after it, which counted on its old slot); otherwise it queues again. A caller that slept
- * also asks whether a 429 pause began meanwhile.
+ * also asks whether a 429 pause began meanwhile. Waking is not sending: the HubSpot client checks the
+ * same tolerance when the request is about to be written (hubspot/send-deadline.ts) and hands a late
+ * one back to acquireSlot, to move or queue again in the same way.
  */
 export interface Reservation {
   granted: boolean
@@ -181,12 +183,25 @@ export interface AcquireOptions {
   lateToleranceMs: number
 }
 
+/** A granted slot: its reservation, and the latest moment the call may still be written to HubSpot. */
+export interface Slot {
+  ticket: string
+  /** The slot plus the tolerance for leaving late (clock ms): a write after this could count in a later window. */
+  sendBy: number
+}
+
 /**
  * Waits for a slot within the deadline, or refuses at once with 503 upstream_unavailable and a
- * Retry-After saying when a new request would get a slot in time.
+ * Retry-After saying when a new request would get a slot in time. With `missed` (a call that was held
+ * back because it would have left after its `sendBy`), that reservation first moves to now if no window
+ * would overfill, and only otherwise does the caller queue again.
  */
-export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, options: AcquireOptions): Promise<void> {
-  const { clock, events } = options
+export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, options: AcquireOptions, missed?: Slot): Promise<Slot> {
+  const { clock, events, lateToleranceMs } = options
+  if (missed !== undefined) {
+    const movedTo = await mayGo(budget, missed.ticket, missed.sendBy - lateToleranceMs, true, deadline, options)
+    if (movedTo !== undefined) return { ticket: missed.ticket, sendBy: movedTo + lateToleranceMs }
+  }
   const startedAt = clock.now()
   for (;;) {
     const askedAt = clock.now()
@@ -200,7 +215,8 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
         retryAfterS: (reservation.waitMs - maxWaitMs) / 1000
       })
     }
-    if (reservation.waitMs >= MIN_SLEEP_MS) {
+    const sleeps = reservation.waitMs >= MIN_SLEEP_MS
+    if (sleeps) {
       try {
         await sleep(reservation.waitMs, undefined, { signal: deadline.signal })
       } catch {
@@ -208,30 +224,32 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
       }
     }
     // The slot on this process's clock: the earliest it can be, so lateness is never underestimated.
-    if (await mayGo(budget, reservation, askedAt + reservation.waitMs, deadline, options)) {
-      events.budgetWaited(clock.now() - startedAt)
-      return
+    const goesAt = await mayGo(budget, reservation.ticket, askedAt + reservation.waitMs, sleeps, deadline, options)
+    if (goesAt !== undefined) {
+      // A renewal (missed) is not a new call: only first acquisitions are observed, once each.
+      if (missed === undefined) events.budgetWaited(clock.now() - startedAt)
+      return { ticket: reservation.ticket, sendBy: goesAt + lateToleranceMs }
     }
   }
 }
 
 /**
- * Whether a caller holding `reservation` may call now. Up to the tolerance after its slot it keeps the
- * slot (the window's margin covers that lateness); having slept, it still asks whether a 429 paused
- * everyone meanwhile, and goes if it is still within the tolerance once the answer is back. A later
- * caller moves its entry to now, and does so again while the answers themselves come back late, since
- * a stale "go" is as late as a stale slot. Only a stalled event loop makes answers late, so this ends
- * when the stall does, or at the deadline.
+ * Whether the caller holding `ticket` may call now, and at which slot: undefined means reserve again.
+ * Up to the tolerance after its slot it keeps the slot (the window's margin covers that lateness);
+ * having slept (`mustConfirm`), it still asks whether a 429 paused everyone meanwhile, and goes if it is
+ * still within the tolerance once the answer is back. A later caller moves its entry to now, and does so again while
+ * the answers themselves come back late, since a stale "go" is as late as a stale slot. Only a stalled
+ * event loop makes answers late, so this ends when the stall does, or at the deadline.
  */
-async function mayGo (budget: OutboundBudget, reservation: Reservation, slotAt: number, deadline: Deadline, options: AcquireOptions): Promise<boolean> {
+async function mayGo (budget: OutboundBudget, ticket: string, slotAt: number, mustConfirm: boolean, deadline: Deadline, options: AcquireOptions): Promise<number | undefined> {
   const { clock, lateToleranceMs } = options
-  if (reservation.waitMs < MIN_SLEEP_MS && clock.now() - slotAt <= lateToleranceMs) return true
+  if (!mustConfirm && clock.now() - slotAt <= lateToleranceMs) return slotAt
   for (;;) {
     if (deadline.expired) throw new ServiceError('upstream_timeout', 'The deadline passed while confirming a HubSpot call slot')
     const askedAt = clock.now()
     const moveToNow = askedAt - slotAt > lateToleranceMs
-    if (!await budget.confirm(reservation.ticket, moveToNow)) return false
+    if (!await budget.confirm(ticket, moveToNow)) return undefined
     if (moveToNow) slotAt = askedAt
-    if (clock.now() - slotAt <= lateToleranceMs) return true
+    if (clock.now() - slotAt <= lateToleranceMs) return slotAt
   }
 }

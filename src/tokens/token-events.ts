@@ -11,6 +11,8 @@ export interface TokenEvents {
   budgetWaited: (ms: number) => void
   /** A call was refused because no slot could be had before its deadline. */
   budgetRefused: () => void
+  /** A call was held back at the socket: it would have left later than its slot allows. */
+  sendHeldBack: () => void
   breakerState: (state: BreakerState) => void
   redisUp: (up: boolean) => void
 }
@@ -20,6 +22,7 @@ export const noTokenEvents: TokenEvents = {
   cacheMiss: () => {},
   budgetWaited: () => {},
   budgetRefused: () => {},
+  sendHeldBack: () => {},
   breakerState: () => {},
   redisUp: () => {}
 }

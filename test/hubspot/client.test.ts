@@ -3,7 +3,7 @@ import pino from 'pino'
 import type { HubSpotConfig } from '../../src/config.js'
 import { Deadline } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
-import { createHubSpotClient, tokenPath } from '../../src/hubspot/client.js'
+import { type AttemptGate, type AttemptReport, type HubSpotClientOptions, type SendPermit, createHubSpotClient, tokenPath } from '../../src/hubspot/client.js'
 import type { Fault, HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
 import { ACCESS_TOKEN, startEmulator } from '../helper.js'
 
@@ -12,7 +12,7 @@ import { ACCESS_TOKEN, startEmulator } from '../helper.js'
 const log = pino({ level: 'silent' })
 const identity = { email: 'ada@example.com', firstName: 'Ada' }
 
-function clientFor (t: { teardown: (fn: () => unknown) => void }, emulator: HubSpotEmulator, overrides: Partial<HubSpotConfig> = {}) {
+function clientFor (t: { teardown: (fn: () => unknown) => void }, emulator: HubSpotEmulator, overrides: Partial<HubSpotConfig> = {}, clientOptions: HubSpotClientOptions = {}) {
   const client = createHubSpotClient({
     accessToken: ACCESS_TOKEN,
     baseUrl: emulator.url,
@@ -22,7 +22,7 @@ function clientFor (t: { teardown: (fn: () => unknown) => void }, emulator: HubS
     rateLimit: { max: 100, windowMs: 10_000 },
     rateLimitReplicas: 1,
     ...overrides
-  }, { random: () => 0 })
+  }, { random: () => 0, ...clientOptions })
   t.teardown(() => client.close())
   return client
 }
@@ -161,4 +161,42 @@ t.test('an unreachable HubSpot gives 503 after the retries', async t => {
   await emulator.close()
   const error = await failure(client.createVisitorToken(identity, new Deadline(2000), log))
   t.equal(error.code, 'upstream_unavailable')
+})
+
+t.test('an attempt held back for leaving after its send-by time is renewed and sent once', async t => {
+  const emulator = await startEmulator(t)
+  const reports: AttemptReport[] = []
+  let renewals = 0
+  const onTime: SendPermit = { sendBy: Date.now() + 60_000, renew: async () => { throw new Error('an on-time permit is not renewed') } }
+  const gate: AttemptGate = {
+    // Already past its send-by time when the request reaches the socket: undici must not write it.
+    before: async () => ({ sendBy: Date.now() - 1, renew: async () => { renewals++; return onTime } }),
+    after: report => { reports.push(report) },
+    rateLimited: () => {}
+  }
+  const client = clientFor(t, emulator, {}, { gate })
+  const minted = await client.createVisitorToken(identity, new Deadline(3000), log)
+  t.type(minted.token, 'string')
+  t.equal(renewals, 1, 'renewed once')
+  t.equal(emulator.calls().length, 1, 'HubSpot saw one call, not two')
+  t.match(reports, [{ outcome: 'ok', status: 200 }], 'and one attempt is reported')
+})
+
+t.test('a held-back attempt whose renewal the budget refuses sends nothing and reports no attempt', async t => {
+  const emulator = await startEmulator(t)
+  const reports: AttemptReport[] = []
+  const gate: AttemptGate = {
+    before: async () => ({
+      sendBy: Date.now() - 1,
+      renew: async () => { throw new ServiceError('upstream_unavailable', 'no slot before the deadline', { retryAfterS: 2 }) }
+    }),
+    after: report => { reports.push(report) },
+    rateLimited: () => {}
+  }
+  const client = clientFor(t, emulator, {}, { gate })
+  const error = await failure(client.createVisitorToken(identity, new Deadline(3000), log))
+  t.equal(error.code, 'upstream_unavailable')
+  t.equal(error.retryAfterS, 2)
+  t.equal(emulator.calls().length, 0, 'HubSpot saw nothing')
+  t.same(reports, [], 'no attempt reached HubSpot, so the breaker hears of none')
 })

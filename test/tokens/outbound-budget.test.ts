@@ -202,3 +202,38 @@ t.test('a caller that slept into a 429 pause gives up its slot and queues behind
   await waiting
   t.ok(Date.now() - started >= 350, 'did not call during the pause')
 })
+
+t.test('a call held back for leaving late renews its own reservation: moved to now if no window overfills', async t => {
+  const clock = manualClock(0)
+  // Stretched window 1100 ms, slots 200 ms apart, 50 ms tolerance for leaving late.
+  const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
+  const options = { events: noTokenEvents, clock, callHeadroomMs: 100, lateToleranceMs: 50 }
+  const deadline = new Deadline(5000, clock)
+  const first = await acquireSlot(budget, deadline, options)
+  t.equal(first.sendBy, 50, 'to be sent by its slot (0) plus the tolerance')
+  t.match(await budget.reserve(5000), { granted: true, waitMs: 200 })
+  // Held back at 120 (say, the pool was still connecting): moving it there overfills no window.
+  clock.set(120)
+  const renewed = await acquireSlot(budget, deadline, options, first)
+  t.same(renewed, { ticket: first.ticket, sendBy: 170 }, 'the same reservation, now at 120')
+  t.match(await budget.reserve(5000), { granted: true, waitMs: 1100 }, 'the next slot counts from the call at 120, not at 0')
+})
+
+t.test('a held-back call queues again when moving to now would overfill a later window', async t => {
+  const clock = manualClock(0)
+  const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
+  const refusals: number[] = []
+  const options = { events: { ...noTokenEvents, budgetRefused: () => { refusals.push(clock.now()) } }, clock, callHeadroomMs: 100, lateToleranceMs: 50 }
+  const deadline = new Deadline(1200, clock)
+  const first = await acquireSlot(budget, deadline, options)
+  t.match(await budget.reserve(5000), { granted: true, waitMs: 200 })
+  t.match(await budget.reserve(5000), { granted: true, waitMs: 1100 }, 'a third call counted on the first leaving at 0')
+  clock.set(120)
+  // At 120 the first would share the third's window (0, 1100] with the second: it queues again, behind
+  // the third (slot 1300), which is past its deadline (1200, less 100 for the call).
+  const error = await acquireSlot(budget, deadline, options, first).catch((e: unknown) => e)
+  t.ok(error instanceof ServiceError)
+  t.equal((error as ServiceError).code, 'upstream_unavailable')
+  t.equal((error as ServiceError).retryAfterS, 1, 'a slot at 1300 is 200 ms past what this deadline allows: one second, rounded up')
+  t.same(refusals, [120])
+})
