@@ -50,6 +50,11 @@ export async function storm (identities: number, budgetPerSecond: number, redisU
     await Promise.all(Array.from({ length: Math.min(200, identities) }, browser))
     const seconds = (performance.now() - started) / 1000
     const stats = await (await fetch(`${emulator.url}/__emulator/stats`)).json() as { rejected429: number; maxInWindow: number }
+    let heldBack = 0
+    for (const replica of replicas) {
+      const metrics = await (await fetch(`${replica.metricsUrl}/metrics`)).text()
+      heldBack += Number(/^chat_token_hubspot_sends_held_back_total (\d+)$/m.exec(metrics)?.[1] ?? 0)
+    }
     const theoreticalS = identities / budgetPerSecond
     return {
       seconds,
@@ -57,7 +62,7 @@ export async function storm (identities: number, budgetPerSecond: number, redisU
       emulator429: stats.rejected429,
       row: {
         scenario: `storm: ${identities} identities, 2 replicas + Redis, budget ${budgetPerSecond}/s`,
-        notes: `all served in ${seconds.toFixed(1)} s vs ${theoreticalS.toFixed(1)} s minimum (${(seconds / theoreticalS).toFixed(2)}×); emulator 429s: ${stats.rejected429}; max calls in any window: ${stats.maxInWindow}; client retries: ${retried}${retried === 0 ? '' : ` (${Object.entries(refusals).map(([reason, count]) => `${count}× ${reason}`).join(', ')})`}`
+        notes: `all served in ${seconds.toFixed(1)} s vs ${theoreticalS.toFixed(1)} s minimum (${(seconds / theoreticalS).toFixed(2)}×); emulator 429s: ${stats.rejected429}; max calls in any window: ${stats.maxInWindow}; sends held back for leaving late: ${heldBack}; client retries: ${retried}${retried === 0 ? '' : ` (${Object.entries(refusals).map(([reason, count]) => `${count}× ${reason}`).join(', ')})`}`
       }
     }
   } finally {
