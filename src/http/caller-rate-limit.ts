@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type Clock, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
+import { LocalCallerCounters } from './local-caller-counters.js'
 
 /**
  * The per-caller limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S) with @fastify/rate-limit, run as a
@@ -31,40 +32,20 @@ if ttl < 0 then
 end
 return {current, ttl}`
 
-/** Local counters are bounded: beyond this many callers the oldest window is dropped. */
-const MAX_LOCAL_CALLERS = 100_000
-
 function callerLimitStore (redis: RedisLink | undefined, clock: Clock): FastifyRateLimitStoreCtor {
-  const local = new Map<string, { current: number; resetAt: number }>()
+  const local = new LocalCallerCounters(clock.now())
   const increment = redis?.defineScript('chatTokenCallerLimit', 1, incrementLua)
 
-  function incrementLocally (key: string, windowMs: number): { current: number; ttl: number } {
-    const now = clock.now()
-    // Windows are re-inserted when they start, so the Map is in expiry order: drop the finished ones.
-    for (const [oldest, { resetAt }] of local) {
-      if (resetAt > now) break
-      local.delete(oldest)
-    }
-    let entry = local.get(key)
-    if (entry === undefined) {
-      entry = { current: 0, resetAt: now + windowMs }
-      local.set(key, entry)
-      if (local.size > MAX_LOCAL_CALLERS) local.delete(local.keys().next().value!)
-    }
-    entry.current += 1
-    return { current: entry.current, ttl: entry.resetAt - now }
-  }
-
   return class CallerLimitStore implements FastifyRateLimitStore {
-    incr (key: string, callback: IncrCallback, timeWindow?: number): void {
-      const windowMs = timeWindow ?? 60_000
+    /** The plugin passes the window and the limit (the local counters stop counting just past it). */
+    incr (key: string, callback: IncrCallback, windowMs = 60_000, max = Number.MAX_SAFE_INTEGER): void {
       if (redis === undefined || increment === undefined) {
-        callback(null, incrementLocally(key, windowMs))
+        callback(null, local.increment(key, windowMs, max, clock.now()))
         return
       }
       redis.run(() => increment([`${redis.keyPrefix}rl:${key}`], [windowMs])).then(answer => {
         if (answer === REDIS_UNAVAILABLE) {
-          callback(null, incrementLocally(key, windowMs))
+          callback(null, local.increment(key, windowMs, max, clock.now()))
           return
         }
         const [current, ttl] = answer as [number, number]
