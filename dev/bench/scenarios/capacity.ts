@@ -52,8 +52,9 @@ export async function storm (identities: number, budgetPerSecond: number, redisU
     const stats = await (await fetch(`${emulator.url}/__emulator/stats`)).json() as { rejected429: number; maxInWindow: number }
     let heldBack = 0
     for (const replica of replicas) {
-      const metrics = await (await fetch(`${replica.metricsUrl}/metrics`)).text()
-      heldBack += Number(/^chat_token_hubspot_sends_held_back_total (\d+)$/m.exec(metrics)?.[1] ?? 0)
+      const series = /^chat_token_hubspot_sends_held_back_total (\d+)$/m.exec(await (await fetch(replica.metricsUrl)).text())
+      if (series === null) throw new Error(`${replica.metricsUrl} has no chat_token_hubspot_sends_held_back_total`)
+      heldBack += Number(series[1])
     }
     const theoreticalS = identities / budgetPerSecond
     return {
