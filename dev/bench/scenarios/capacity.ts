@@ -73,8 +73,8 @@ export async function storm (identities: number, budgetPerSecond: number, redisU
 }
 
 /**
- * Warm-up, as for every scenario: each replica mints a budget's worth of tokens between them (compiling
- * the miss path and opening its HubSpot connections) and then serves cache hits for them.
+ * Warm-up, as for every scenario: the replicas mint one budget's worth of tokens between them (compiling
+ * the miss path and opening their HubSpot connections), then serve cache hits for those tokens.
  */
 async function warmUpReplicas (replicas: Array<{ url: string }>, keys: ReturnType<typeof sessionKeys>, mints: number): Promise<void> {
   const tokens = signMany(keys, mints, 'storm-warm-up')
