@@ -164,6 +164,14 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     if (probe !== undefined || closing) return
     probe = setTimeout(() => {
       probe = undefined
+      // A timer can fire a little before the clock reaches the end of the suspension (its start is the
+      // event loop's cached time, the suspension's is the clock's). run() would then refuse without
+      // pinging, and with no traffic nothing would ever probe again: wait out the rest instead.
+      const rest = suspendedUntil - clock.now()
+      if (rest > 0) {
+        scheduleProbe(rest)
+        return
+      }
       void run(redis => redis.ping())
     }, ms)
     probe.unref()

@@ -1,0 +1,37 @@
+import t from 'tap'
+import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
+import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { redisSkipReason, startRedisServer } from '../redis-helper.js'
+
+/** The Redis link's own bookkeeping, against a redis-server of the test's own. */
+
+const skip = await redisSkipReason()
+const silentLog = { info: () => {}, warn: () => {} } as never
+
+/** Polls a condition (not a fixed sleep): resolves as soon as it holds, fails after `ms`. */
+async function until (what: string, condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+t.test('the background probe finds Redis back even when its timer fires before the suspension ends', { skip }, async t => {
+  const redis = await startRedisServer(t)
+  // A clock at half speed: every timer fires early by it, as a busy event loop makes timers fire a
+  // little early by Date.now(). Before the fix the probe then gave up, and with no traffic nothing
+  // ever noticed that Redis was back.
+  const start = Date.now()
+  const clock = { now: () => start + (Date.now() - start) / 2 }
+  const link = await connectRedis({ url: redis.url, log: silentLog, events: noTokenEvents, clock })
+  t.teardown(() => link.close())
+  t.ok(await link.waitUntilUp(2000), 'connected')
+  t.equal(link.isUp(), true)
+  redis.freeze()
+  t.equal(await link.run(client => client.ping()), REDIS_UNAVAILABLE, 'a frozen Redis times out')
+  t.equal(link.isUp(), false, 'and is left alone for a while')
+  redis.thaw()
+  await until('the probe sees Redis back', () => link.isUp(), 10_000)
+  t.pass('seen back without any traffic')
+})
