@@ -136,3 +136,12 @@ export async function startEmulatorProcess (t: Teardown, args: string[] = []): P
   }
   return { url, stats }
 }
+
+/** Polls a condition (not a fixed sleep): resolves as soon as it holds, fails after `ms`. */
+export async function until (what: string, condition: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { EmulatorOptions, Fault, HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
 import type { ErrorCode } from '../../src/errors.js'
 import { HUBSPOT_POOL_CONNECTIONS, type HubSpotClient, type HubSpotPoolStats } from '../../src/hubspot/client.js'
-import { baseEnv, bearer, signSession, startEmulator, startService, type RunningService } from '../helper.js'
+import { baseEnv, bearer, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 
 /**
  * The upstream fault matrix, end to end: the real service on a real socket, talking to the HubSpot
@@ -102,15 +102,6 @@ function expectAnswer (t: Test, answer: Answer, expected: 200 | ErrorCode, margi
 
 function expectAtDeadline (t: Test, answer: Answer): void {
   t.ok(answer.elapsedMs >= TIMEOUT_MS - EARLY_TOLERANCE_MS, `not before the deadline (${Math.round(answer.elapsedMs)} ms)`)
-}
-
-/** Polls a condition (not a fixed sleep): returns as soon as it holds, fails after `ms`. */
-async function until (what: string, condition: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
 }
 
 /**

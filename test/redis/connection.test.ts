@@ -2,20 +2,12 @@ import t from 'tap'
 import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { redisSkipReason, startRedisServer } from '../redis-helper.js'
+import { until } from '../helper.js'
 
 /** The Redis link's own bookkeeping, against a redis-server of the test's own. */
 
 const skip = await redisSkipReason()
 const silentLog = { info: () => {}, warn: () => {} } as never
-
-/** Polls a condition (not a fixed sleep): resolves as soon as it holds, fails after `ms`. */
-async function until (what: string, condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 t.test('the background probe finds Redis back even when its timer fires before the suspension ends', { skip }, async t => {
   const redis = await startRedisServer(t)

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { request } from 'undici'
-import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService, type RunningService } from '../helper.js'
+import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 import { type ProxyMode, startTcpProxy } from '../tcp-proxy.js'
 import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
@@ -42,15 +42,6 @@ async function call (service: RunningService, method: 'GET' | 'DELETE', email: s
     return { status: response.statusCode, token: body.token, elapsedMs: performance.now() - started }
   } catch {
     return { status: 0, token: undefined, elapsedMs: performance.now() - started }
-  }
-}
-
-/** Polls a condition (not a fixed sleep): returns as soon as it holds, fails after `ms`. */
-async function until (what: string, condition: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
   }
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config.js'
-import { baseEnv, bearer, captureLogs, signSession, startEmulator, startService, type RunningService } from '../helper.js'
+import { baseEnv, bearer, captureLogs, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 import { freePort, redisSkipReason, startRedisServer } from '../redis-helper.js'
 
 /** Redis failing never fails a request: each replica carries on from per-process state. */
@@ -28,15 +28,6 @@ const messages = (logs: ReturnType<typeof captureLogs>, prefix: string): number 
 async function redisCheck (service: RunningService): Promise<unknown> {
   const ready = await service.get('/readyz')
   return ready.status === 200 ? ready.json().checks && (ready.json().checks as Record<string, unknown>).redis : `status ${ready.status}`
-}
-
-/** Polls a condition (not a fixed sleep): resolves as soon as it holds, fails after `ms`. */
-async function until (what: string, condition: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
 }
 
 t.test('Redis killed and restarted under load: no request fails, each transition is logged once', { skip }, async t => {
