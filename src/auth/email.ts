@@ -1,20 +1,30 @@
 /**
  * Email validation for identities sent to HubSpot. Deliberately stricter than RFC 5321: an email that
- * identifies someone to a support team must not be able to look like someone else's, so only ASCII is
- * accepted (internationalised domains arrive in their xn-- form), quoted local parts and display names
- * are refused, and the address is compared and cached in lower case.
+ * identifies someone to a support team must not be able to turn into someone else's.
+ *
+ * The value is checked for what it *is* before anything transforms it: every character must be
+ * printable ASCII, because Unicode case mapping and trimming are many-to-one (KELVIN SIGN lower-cases to
+ * "k", `trim()` strips NO-BREAK SPACE and a dozen other spaces), so a string that passed only after
+ * them could be a different person's address. Internationalised domains arrive in their xn-- form.
+ * Nothing is trimmed; only A–Z are folded to a–z, which cannot make a non-address into an address.
  */
 const MAX_EMAIL_LENGTH = 254
 const MAX_LOCAL_PART_LENGTH = 64
+const printableAscii = /^[\x21-\x7e]+$/
 const localPartPattern = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/
 const domainLabelPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const topLevelPattern = /^([a-z]{2,63}|xn--[a-z0-9-]{1,59})$/
+const asciiUpperCase = /[A-Z]+/g
 
-/** Returns the normalised (trimmed, lower-cased) email, or undefined when the value is not one. */
+/** Folds A–Z only; `toLowerCase()` would also map non-ASCII letters. */
+function foldAsciiCase (value: string): string {
+  return value.replace(asciiUpperCase, letters => letters.toLowerCase())
+}
+
+/** Returns the canonical (ASCII lower-cased) email, or undefined when the value is not one. */
 export function normaliseEmail (value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined
-  const email = value.trim().toLowerCase()
-  if (email.length === 0 || email.length > MAX_EMAIL_LENGTH) return undefined
+  if (typeof value !== 'string' || value.length > MAX_EMAIL_LENGTH || !printableAscii.test(value)) return undefined
+  const email = foldAsciiCase(value)
   const at = email.indexOf('@')
   if (at <= 0 || at !== email.lastIndexOf('@')) return undefined
   const local = email.slice(0, at)
