@@ -76,6 +76,15 @@ export interface Config {
   http: { keepAliveTimeoutMs: number; headersTimeoutMs: number; requestTimeoutMs: number }
   /** Load shedding: 0 turns a threshold off; an unset heap threshold means 90% of V8's heap limit. */
   loadShedding: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number | undefined }
+  /** CHAT_TOKEN_DEMO: the published demo JWT secret is accepted (the demo and the dev compose stack only). */
+  demo: boolean
+  /** Risky but allowed settings, each logged once as a warning at start-up. */
+  warnings: ConfigWarning[]
+}
+
+export interface ConfigWarning {
+  setting: string
+  message: string
 }
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -88,6 +97,15 @@ const rsaAlgorithms: JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS38
 const pssAlgorithms: JwtAlgorithm[] = ['PS256', 'PS384', 'PS512']
 const asymmetricAlgorithms: JwtAlgorithm[] = [...rsaAlgorithms, 'ES256', 'ES384', 'ES512', 'EdDSA']
 const ecAlgorithmByCurve: Record<string, JwtAlgorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' }
+
+/** RFC 7518 §3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256). */
+export const MIN_JWT_SECRET_BYTES = 32
+
+/**
+ * JWT secrets that appear in this repository's deployment files and docs. Anyone can sign sessions with
+ * them, so they are refused unless CHAT_TOKEN_DEMO says this is the demo.
+ */
+export const PUBLISHED_DEMO_SECRETS: ReadonlySet<string> = new Set(['demo-only-session-secret-never-use-in-production'])
 
 /** HubSpot identification tokens live 12 h; caching one longer than 11 h 55 min would hand out dead tokens. */
 export const MAX_TOKEN_CACHE_TTL_S = 42_900
@@ -109,7 +127,10 @@ export interface LoadConfigOptions {
 export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
   const problems: string[] = []
+  const warnings: ConfigWarning[] = []
   const read = new EnvReader(env, problems)
+  const demo = read.boolean('CHAT_TOKEN_DEMO', false)
+  const upstreamUrl = httpsUnlessLoopback(read, read.boolean('ALLOW_HTTP_UPSTREAMS', false))
 
   const config: Config = {
     port: read.integer('PORT', 3000, 0, 65535),
@@ -119,21 +140,21 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
     trustProxy: readTrustProxy(read),
     hubspot: {
       accessToken: readSecret(read, 'HUBSPOT_ACCESS_TOKEN', readFile, true) ?? '',
-      baseUrl: read.url('HUBSPOT_BASE_URL', 'https://api.hubapi.com', ['http:', 'https:']),
+      baseUrl: upstreamUrl('HUBSPOT_BASE_URL', read.url('HUBSPOT_BASE_URL', 'https://api.hubapi.com', ['http:', 'https:'])) ?? '',
       apiVersion: read.matching('HUBSPOT_API_VERSION', 'v3', /^(v3|\d{4}-(0[1-9]|1[0-2]))$/, '"v3" or a date version such as "2026-03"'),
       timeoutMs: read.integer('HUBSPOT_TIMEOUT_MS', 5000, 100, 120_000),
       maxRetries: read.integer('HUBSPOT_MAX_RETRIES', 2, 0, 10),
       rateLimit: readBudget(read, 'HUBSPOT_RATE_LIMIT', '100/10s'),
       rateLimitReplicas: read.integer('HUBSPOT_RATE_LIMIT_REPLICAS', 1, 1, 10_000)
     },
-    jwt: readJwt(read, readFile),
+    jwt: readJwt(read, readFile, { demo, upstreamUrl, warnings }),
     identity: {
       emailClaim: read.text('EMAIL_CLAIM', 'email'),
       firstNameClaim: read.text('FIRST_NAME_CLAIM', 'given_name'),
       lastNameClaim: read.text('LAST_NAME_CLAIM', 'family_name'),
       requireEmailVerified: read.boolean('REQUIRE_EMAIL_VERIFIED', false)
     },
-    userLookup: readUserLookup(read),
+    userLookup: readUserLookup(read, upstreamUrl),
     corsOrigins: readCorsOrigins(read),
     tokenCache: {
       ttlS: read.integer('TOKEN_CACHE_TTL_S', 21_600, 1, MAX_TOKEN_CACHE_TTL_S),
@@ -153,7 +174,9 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
     loadShedding: {
       maxEventLoopDelayMs: read.integer('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
       maxHeapUsedBytes: read.raw('MAX_HEAP_USED_BYTES') === undefined ? undefined : read.integer('MAX_HEAP_USED_BYTES', 0, 0, Number.MAX_SAFE_INTEGER)
-    }
+    },
+    demo,
+    warnings
   }
   if (config.metricsPort !== 0 && config.metricsPort === config.port) {
     read.problem('METRICS_PORT', 'must differ from PORT: metrics never share the public listener')
@@ -307,10 +330,16 @@ function readBudget (read: EnvReader, name: string, fallback: string): RateBudge
   return { max, windowMs }
 }
 
-function readJwt (read: EnvReader, readFile: (path: string) => string): JwtConfig {
+interface JwtReadContext {
+  demo: boolean
+  upstreamUrl: UpstreamUrlCheck
+  warnings: ConfigWarning[]
+}
+
+function readJwt (read: EnvReader, readFile: (path: string) => string, context: JwtReadContext): JwtConfig {
   const secret = read.raw('JWT_SECRET')
   const pemGiven = read.raw('JWT_PUBLIC_KEY') !== undefined || read.raw('JWT_PUBLIC_KEY_FILE') !== undefined
-  const jwksUrl = read.optionalUrl('JWT_JWKS_URL', ['http:', 'https:'])
+  const jwksUrl = context.upstreamUrl('JWT_JWKS_URL', read.optionalUrl('JWT_JWKS_URL', ['http:', 'https:']))
   const jwksGiven = read.raw('JWT_JWKS_URL') !== undefined
   const given = [secret !== undefined, pemGiven, jwksGiven].filter(Boolean).length
 
@@ -319,6 +348,7 @@ function readJwt (read: EnvReader, readFile: (path: string) => string): JwtConfi
   if (given !== 1) {
     read.problem('JWT_SECRET', `exactly one of JWT_SECRET, JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE), JWT_JWKS_URL must be set (${given} are)`)
   } else if (secret !== undefined) {
+    checkSecretStrength(read, secret, context.demo)
     key = { kind: 'secret', secret }
   } else if (pemGiven) {
     // Env files often carry a PEM on one line with literal "\n" escapes.
@@ -337,14 +367,53 @@ function readJwt (read: EnvReader, readFile: (path: string) => string): JwtConfi
     allowed = asymmetricAlgorithms
   }
 
+  const audiences = read.list('JWT_AUDIENCE')
+  if (key.kind !== 'secret' && audiences.length === 0) {
+    context.warnings.push({
+      setting: 'JWT_AUDIENCE',
+      message: 'JWT_AUDIENCE is not set: session tokens that the identity provider issued to any other application are accepted too'
+    })
+  }
   return {
     key,
     algorithms: readAlgorithms(read, allowed),
     issuers: read.list('JWT_ISSUER'),
-    audiences: read.list('JWT_AUDIENCE'),
+    audiences,
     clockToleranceS: read.integer('JWT_CLOCK_TOLERANCE_S', 5, 0, 600),
     cookieName: readCookieName(read)
   }
+}
+
+function checkSecretStrength (read: EnvReader, secret: string, demo: boolean): void {
+  const bytes = Buffer.byteLength(secret, 'utf8')
+  if (bytes < MIN_JWT_SECRET_BYTES) {
+    read.problem('JWT_SECRET', `must be at least ${MIN_JWT_SECRET_BYTES} bytes (RFC 7518 §3.2), got ${bytes}; make one with: openssl rand -base64 48`)
+  } else if (PUBLISHED_DEMO_SECRETS.has(secret) && !demo) {
+    read.problem('JWT_SECRET', 'is the demo secret published in this repository, so anyone can sign sessions with it; set your own (CHAT_TOKEN_DEMO=true allows it for the demo only)')
+  }
+}
+
+/** Checks an upstream URL that was already read; returns it, or undefined when it is refused. */
+type UpstreamUrlCheck = (name: string, url: string | undefined) => string | undefined
+
+/**
+ * Plain http to HubSpot, the JWKS or the user directory would let anyone on the path read the access
+ * token or forge keys and identities. Loopback is fine (the emulator, a sidecar); a private network
+ * must be allowed explicitly. The host is read as the HTTP client will read it (WHATWG URL).
+ */
+function httpsUnlessLoopback (read: EnvReader, allowHttp: boolean): UpstreamUrlCheck {
+  return (name, url) => {
+    if (url === undefined || allowHttp) return url
+    const parsed = new URL(url.replaceAll('{sub}', 'sub'))
+    if (parsed.protocol === 'https:' || isLoopbackHost(parsed.hostname)) return url
+    read.problem(name, `must use https (http is allowed only for a loopback host, or with ALLOW_HTTP_UPSTREAMS=true on a private network), got host "${parsed.hostname}"`)
+    return undefined
+  }
+}
+
+export function isLoopbackHost (hostname: string): boolean {
+  if (hostname === 'localhost' || hostname === '[::1]') return true
+  return isIP(hostname) === 4 && hostname.startsWith('127.')
 }
 
 function parsePublicKey (pem: string): KeyObject | string {
@@ -397,15 +466,23 @@ function readCookieName (read: EnvReader): string | undefined {
   return value
 }
 
-function readUserLookup (read: EnvReader): UserLookupConfig | undefined {
+function readUserLookup (read: EnvReader, upstreamUrl: UpstreamUrlCheck): UserLookupConfig | undefined {
   const urlTemplate = read.raw('USER_LOOKUP_URL')
   const timeoutMs = read.integer('USER_LOOKUP_TIMEOUT_MS', 3000, 100, 60_000)
   if (urlTemplate === undefined) return undefined
-  const sample = urlTemplate.replaceAll('{sub}', 'sample')
+  const marker = 'chat-token-subject-marker'
+  const sample = urlTemplate.replaceAll('{sub}', marker)
   if (!urlTemplate.includes('{sub}') || !URL.canParse(sample) || !['http:', 'https:'].includes(new URL(sample).protocol)) {
     read.problem('USER_LOOKUP_URL', 'must be an http(s) URL template containing {sub}')
     return undefined
   }
+  // The subject may pick the record, never the server: {sub} belongs in the path or the query.
+  const parsed = new URL(sample)
+  if (parsed.host.includes(marker) || parsed.username.includes(marker) || parsed.password.includes(marker) || parsed.hash.includes(marker)) {
+    read.problem('USER_LOOKUP_URL', 'must have {sub} in the path or the query, not in the host, the user name or the fragment')
+    return undefined
+  }
+  if (upstreamUrl('USER_LOOKUP_URL', urlTemplate) === undefined) return undefined
   return { urlTemplate, authorization: read.raw('USER_LOOKUP_AUTH'), timeoutMs }
 }
 

@@ -35,13 +35,25 @@ export function maskedConfig (config: Config): unknown {
 
 function mask (value: unknown, key: string | undefined): unknown {
   if (typeof value === 'string') {
-    return key !== undefined && secretKeys.has(key) && value !== '' ? MASK : maskUrlCredentials(value)
+    return key !== undefined && secretKeys.has(key) && value !== '' ? MASK : maskUrlCredentials(withoutQuery(value))
   }
   if (Array.isArray(value)) return value.map(item => mask(item, undefined))
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([name, item]) => [name, mask(item, name)]))
   }
   return value
+}
+
+const urlPattern = /^[a-z][a-z0-9+.-]*:\/\//i
+
+/**
+ * A URL's query and fragment may carry credentials (`?password=`, `?api_key=`): only scheme, host and
+ * path are logged.
+ */
+function withoutQuery (text: string): string {
+  if (!urlPattern.test(text)) return text
+  const end = text.search(/[?#]/)
+  return end === -1 ? text : text.slice(0, end)
 }
 
 /** `redis://user:secret@host` → `redis://user:[masked]@host`; a lone user part may itself be a token. */

@@ -1,9 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { ConfigError, type Env, loadConfig } from '../src/config.js'
+import { ConfigError, type Env, loadConfig, PUBLISHED_DEMO_SECRETS } from '../src/config.js'
 
-const minimal: Env = { HUBSPOT_ACCESS_TOKEN: 'pat-test', JWT_SECRET: 'secret' }
+const SECRET = 'a-config-test-secret-of-at-least-32-bytes'
+const minimal: Env = { HUBSPOT_ACCESS_TOKEN: 'pat-test', JWT_SECRET: SECRET }
 
 function problemsOf (env: Env, readFile?: (path: string) => string): string[] {
   try {
@@ -104,10 +105,10 @@ t.test('_FILE variables read secrets from files and win over the plain variable'
     if (content === undefined) throw Object.assign(new Error('nope'), { code: 'ENOENT' })
     return content
   }
-  const config = loadConfig({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN: 'pat-plain', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/hubspot' }, { readFile })
+  const config = loadConfig({ JWT_SECRET: SECRET, HUBSPOT_ACCESS_TOKEN: 'pat-plain', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/hubspot' }, { readFile })
   t.equal(config.hubspot.accessToken, 'pat-from-file')
-  t.match(problemsOf({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/missing' }, readFile).join(), /HUBSPOT_ACCESS_TOKEN_FILE: cannot read "\/run\/secrets\/missing" \(ENOENT\)/)
-  t.match(problemsOf({ JWT_SECRET: 's', HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/empty' }, readFile).join(), /is empty/)
+  t.match(problemsOf({ JWT_SECRET: SECRET, HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/missing' }, readFile).join(), /HUBSPOT_ACCESS_TOKEN_FILE: cannot read "\/run\/secrets\/missing" \(ENOENT\)/)
+  t.match(problemsOf({ JWT_SECRET: SECRET, HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/empty' }, readFile).join(), /is empty/)
   const { publicKey } = generateKeyPairSync('ed25519')
   files['/run/secrets/jwt.pem'] = publicKey.export({ type: 'spki', format: 'pem' }).toString()
   t.same(loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', JWT_PUBLIC_KEY_FILE: '/run/secrets/jwt.pem' }, { readFile }).jwt.algorithms, ['EdDSA'])
@@ -155,4 +156,66 @@ t.test('listener limits and load shedding: defaults, bounds and cross-checks', a
   t.match(problemsOf({ ...minimal, MAX_HEAP_USED_BYTES: 'lots' }).join(), /MAX_HEAP_USED_BYTES/)
   t.match(problemsOf({ ...minimal, PORT: '9000', METRICS_PORT: '9000' }).join(), /METRICS_PORT: must differ from PORT/)
   t.same(problemsOf({ ...minimal, PORT: '0', METRICS_PORT: '0' }), [], 'two zeros: an ephemeral port and no metrics')
+})
+
+t.test('an HMAC JWT_SECRET shorter than 32 bytes is refused (RFC 7518 §3.2), counted in bytes', async t => {
+  t.match(problemsOf({ ...minimal, JWT_SECRET: 'x'.repeat(31) }).join(), /JWT_SECRET: must be at least 32 bytes \(RFC 7518 §3\.2\), got 31/)
+  t.same(problemsOf({ ...minimal, JWT_SECRET: 'x'.repeat(32) }), [])
+  // 16 characters of two bytes each: 32 bytes, accepted; 15 of them are 30 bytes, refused.
+  t.same(problemsOf({ ...minimal, JWT_SECRET: 'é'.repeat(16) }), [])
+  t.match(problemsOf({ ...minimal, JWT_SECRET: 'é'.repeat(15) }).join(), /got 30/)
+  t.notMatch(problemsOf({ ...minimal, JWT_SECRET: 'short-secret-value' }).join(), /short-secret-value/, 'the secret is not echoed')
+})
+
+t.test('the demo secret published in this repository is refused unless CHAT_TOKEN_DEMO=true', async t => {
+  for (const secret of PUBLISHED_DEMO_SECRETS) {
+    t.match(problemsOf({ ...minimal, JWT_SECRET: secret }).join(), /JWT_SECRET: is the demo secret published in this repository/)
+    t.match(problemsOf({ ...minimal, JWT_SECRET: secret, CHAT_TOKEN_DEMO: 'false' }).join(), /published/)
+    t.same(problemsOf({ ...minimal, JWT_SECRET: secret, CHAT_TOKEN_DEMO: 'true' }), [])
+    t.notMatch(problemsOf({ ...minimal, JWT_SECRET: secret }).join(), new RegExp(secret), 'the secret is not echoed')
+  }
+  t.ok(PUBLISHED_DEMO_SECRETS.has('demo-only-session-secret-never-use-in-production'))
+  t.equal(loadConfig({ ...minimal }).demo, false)
+})
+
+t.test('http upstreams are refused unless loopback or ALLOW_HTTP_UPSTREAMS=true', async t => {
+  const refused: Env[] = [
+    { HUBSPOT_BASE_URL: 'http://api.hubapi.com' },
+    { HUBSPOT_BASE_URL: 'http://10.0.0.5:8090' },
+    { HUBSPOT_BASE_URL: 'http://localhost.evil.example' },
+    { HUBSPOT_BASE_URL: 'http://127.0.0.1.nip.io' },
+    { HUBSPOT_BASE_URL: 'http://[::ffff:7f00:1]' },
+    { HUBSPOT_BASE_URL: 'http://emulator:8090' },
+    { USER_LOOKUP_URL: 'http://users.internal/v1/users/{sub}' }
+  ]
+  for (const env of refused) {
+    const [name = ''] = Object.keys(env)
+    t.match(problemsOf({ ...minimal, ...env }).join(), new RegExp(`${name}: must use https`), `${JSON.stringify(env)} is refused`)
+    t.same(problemsOf({ ...minimal, ...env, ALLOW_HTTP_UPSTREAMS: 'true' }), [], `${JSON.stringify(env)} with ALLOW_HTTP_UPSTREAMS=true`)
+  }
+  const { JWT_SECRET: _secret, ...withoutSecret } = minimal
+  t.match(problemsOf({ ...withoutSecret, JWT_JWKS_URL: 'http://idp.example/jwks.json' }).join(), /JWT_JWKS_URL: must use https/)
+  const accepted = ['http://127.0.0.1:8090', 'http://127.9.8.7', 'http://localhost:8090', 'http://LOCALHOST:1', 'http://[::1]:8090', 'https://api.hubapi.com']
+  for (const url of accepted) t.same(problemsOf({ ...minimal, HUBSPOT_BASE_URL: url }), [], `${url} is accepted`)
+  t.same(problemsOf({ ...withoutSecret, JWT_JWKS_URL: 'http://127.0.0.1:9/jwks.json' }), [])
+})
+
+t.test('the user directory template keeps {sub} out of the host, the user name and the fragment', async t => {
+  for (const template of ['https://{sub}.users.example/v1', 'https://{sub}@users.example/v1', 'https://users.example/v1#{sub}']) {
+    t.match(problemsOf({ ...minimal, USER_LOOKUP_URL: template }).join(), /USER_LOOKUP_URL: must have \{sub\} in the path or the query/, template)
+  }
+  t.same(problemsOf({ ...minimal, USER_LOOKUP_URL: 'https://users.example/v1/users?id={sub}' }), [])
+})
+
+t.test('a JWKS or PEM key without JWT_AUDIENCE is flagged once; a shared secret is not', async t => {
+  const { JWT_SECRET: _secret, ...withoutSecret } = minimal
+  const jwks = loadConfig({ ...withoutSecret, JWT_JWKS_URL: 'https://idp.example/jwks.json' })
+  t.equal(jwks.warnings.length, 1)
+  t.equal(jwks.warnings[0]?.setting, 'JWT_AUDIENCE')
+  t.match(jwks.warnings[0]?.message, /issued to any other application are accepted/)
+  t.same(loadConfig({ ...withoutSecret, JWT_JWKS_URL: 'https://idp.example/jwks.json', JWT_AUDIENCE: 'app' }).warnings, [])
+  const { publicKey } = generateKeyPairSync('ed25519')
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  t.equal(loadConfig({ ...withoutSecret, JWT_PUBLIC_KEY: pem }).warnings.length, 1)
+  t.same(loadConfig(minimal).warnings, [])
 })

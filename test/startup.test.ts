@@ -6,7 +6,7 @@ import { MASK, maskedConfig, serviceVersion, startupSummary } from '../src/start
 
 const secrets = {
   HUBSPOT_ACCESS_TOKEN: 'pat-na1-very-secret-access-token',
-  JWT_SECRET: 'jwt-secret-that-must-not-leak',
+  JWT_SECRET: 'jwt-secret-that-must-not-leak-anywhere',
   USER_LOOKUP_AUTH: 'Bearer directory-secret',
   REDIS_URL: 'redis://cache-user:redis-password-123@redis.internal:6379/0'
 }
@@ -43,4 +43,23 @@ t.test('a PEM key and URL credentials without a password are masked too', async 
   const masked = maskedConfig(config)
   t.match(masked, { jwt: { key: { kind: 'public-key', pem: MASK } }, redisUrl: `rediss://${MASK}@redis.internal:6380` })
   t.notOk(JSON.stringify(masked).includes('BEGIN PUBLIC KEY'))
+})
+
+t.test('URLs are logged with scheme, host and path only: query strings and fragments may hold credentials', async t => {
+  const config = loadConfig({
+    ...secrets,
+    REDIS_URL: 'redis://redis.internal:6379/0?password=redis-query-secret&db=1',
+    USER_LOOKUP_URL: 'https://users.internal/v1/users/{sub}?api_key=directory-query-secret#frag-secret',
+    JWT_SECRET: undefined,
+    JWT_JWKS_URL: 'https://idp.example/jwks.json?token=jwks-query-secret'
+  })
+  const text = JSON.stringify(maskedConfig(config))
+  for (const secret of ['redis-query-secret', 'directory-query-secret', 'frag-secret', 'jwks-query-secret']) {
+    t.notOk(text.includes(secret), `${secret} is not in the line`)
+  }
+  t.match(maskedConfig(config), {
+    redisUrl: 'redis://redis.internal:6379/0',
+    userLookup: { urlTemplate: 'https://users.internal/v1/users/{sub}' },
+    jwt: { key: { kind: 'jwks', url: 'https://idp.example/jwks.json' } }
+  })
 })
