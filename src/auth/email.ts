@@ -6,11 +6,12 @@
  * printable ASCII, because Unicode case mapping and trimming are many-to-one (KELVIN SIGN lower-cases to
  * "k", `trim()` strips NO-BREAK SPACE and a dozen other spaces), so a string that passed only after
  * them could be a different person's address. Internationalised domains arrive in their xn-- form.
- * Nothing is trimmed; only A–Z are folded to a–z, which cannot make a non-address into an address.
+ * Only then are surrounding ASCII spaces (U+0020, nothing else) dropped and A–Z folded to a–z.
  */
 const MAX_EMAIL_LENGTH = 254
 const MAX_LOCAL_PART_LENGTH = 64
-const printableAscii = /^[\x21-\x7e]+$/
+const printableAscii = /^[\x20-\x7e]+$/
+const surroundingAsciiSpaces = /^ +| +$/g
 const localPartPattern = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/
 const domainLabelPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const topLevelPattern = /^([a-z]{2,63}|xn--[a-z0-9-]{1,59})$/
@@ -24,7 +25,7 @@ function foldAsciiCase (value: string): string {
 /** Returns the canonical (ASCII lower-cased) email, or undefined when the value is not one. */
 export function normaliseEmail (value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length > MAX_EMAIL_LENGTH || !printableAscii.test(value)) return undefined
-  const email = foldAsciiCase(value)
+  const email = foldAsciiCase(value.replace(surroundingAsciiSpaces, ''))
   const at = email.indexOf('@')
   if (at <= 0 || at !== email.lastIndexOf('@')) return undefined
   const local = email.slice(0, at)

@@ -15,10 +15,10 @@ function codeOf (fn: () => unknown): string | undefined {
   return undefined
 }
 
-t.test('emails are ASCII lower-cased and never trimmed', async t => {
-  t.equal(normaliseEmail('Ada.Lovelace+chat@Example.COM'), 'ada.lovelace+chat@example.com')
-  t.equal(normaliseEmail('  Ada.Lovelace+chat@Example.COM '), undefined, 'surrounding spaces are refused, not trimmed')
+t.test('emails lose surrounding ASCII spaces and are ASCII lower-cased; nothing else is trimmed', async t => {
+  t.equal(normaliseEmail('  Ada.Lovelace+chat@Example.COM '), 'ada.lovelace+chat@example.com')
   t.equal(normaliseEmail('ada@example.com\t'), undefined, 'a tab is refused, not trimmed')
+  t.equal(normaliseEmail('\u00A0ada@example.com'), undefined, 'a no-break space is refused, not trimmed')
   t.equal(normaliseEmail('o\'brien@sub.example.co.uk'), 'o\'brien@sub.example.co.uk')
   t.equal(normaliseEmail('user@xn--bcher-kva.example'), 'user@xn--bcher-kva.example')
 })
