@@ -14,13 +14,66 @@ export interface UserDirectory {
   close: () => Promise<void>
 }
 
+const SUBJECT_MARKER = 'chat-token-subject-marker'
+const MAX_SUBJECT_LENGTH = 256
+/** A server may decode a path this many times (proxy, framework, router) before it routes it. */
+const DECODINGS_CONSIDERED = 3
+// eslint-disable-next-line no-control-regex
+const controlCharacters = /[\u0000-\u001f\u007f]/
+
+/**
+ * Whether a subject could address something other than its own user record. encodeURIComponent leaves
+ * "." and ".." as they are, and directories differ in what they decode before routing (%2e, %2F, a
+ * backslash as a slash), so the subject is read the way the most lenient server would: percent-decoded
+ * up to three times, "\" as "/". A subject that is empty, over 256 characters, holds a control
+ * character, or then contains a path separator or is a dot segment is refused without a request.
+ */
+export function unsafeSubject (subject: string): boolean {
+  if (subject === '' || subject.length > MAX_SUBJECT_LENGTH || controlCharacters.test(subject)) return true
+  let reading = subject
+  for (let round = 0; round <= DECODINGS_CONSIDERED; round++) {
+    if (/[/\\]/.test(reading) || reading === '.' || reading === '..') return true
+    const decoded = decodeOnce(reading)
+    if (decoded === undefined || controlCharacters.test(decoded)) return true
+    if (decoded === reading) return false
+    reading = decoded
+  }
+  // Still changing after every decoding a server might do: too doubtful to send.
+  return true
+}
+
+function decodeOnce (text: string): string | undefined {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The part of the template before the subject, in the form URL parsing gives it: every lookup URL must
+ * still start with it after its own parsing, so no subject can climb out of the directory's path.
+ */
+function templatePrefix (urlTemplate: string): string {
+  const href = new URL(urlTemplate.replaceAll('{sub}', SUBJECT_MARKER)).href
+  return href.slice(0, href.indexOf(SUBJECT_MARKER))
+}
+
+export function lookupUrlFor (urlTemplate: string, prefix: string, subject: string): string | undefined {
+  if (unsafeSubject(subject)) return undefined
+  const url = new URL(urlTemplate.replaceAll('{sub}', encodeURIComponent(subject))).href
+  return url.startsWith(prefix) ? url : undefined
+}
+
 export function createUserDirectory (config: UserLookupConfig): UserDirectory {
   const agent = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: config.timeoutMs } })
   const headers: Record<string, string> = { accept: 'application/json' }
   if (config.authorization !== undefined) headers.authorization = config.authorization
+  const prefix = templatePrefix(config.urlTemplate)
 
   async function lookup (subject: string): Promise<Identity> {
-    const url = config.urlTemplate.replaceAll('{sub}', encodeURIComponent(subject))
+    const url = lookupUrlFor(config.urlTemplate, prefix, subject)
+    if (url === undefined) throw new ServiceError('email_missing', 'The session token\'s subject cannot be looked up safely')
     let status: number
     let text: string
     try {

@@ -102,7 +102,7 @@ t.test('user directory: JWTs without email are looked up by subject', async t =>
   const directory = createServer((request, response) => {
     seen.push({ url: request.url, authorization: request.headers.authorization })
     const answers: Record<string, [number, string]> = {
-      '/users/u%2F1': [200, JSON.stringify({ email: 'Grace@Example.com', firstName: 'Grace' })],
+      '/users/auth0%7Cu%201%3F%23': [200, JSON.stringify({ email: 'Grace@Example.com', firstName: 'Grace' })],
       '/users/bad-email': [200, JSON.stringify({ email: 'nope' })],
       '/users/broken': [200, '{"email":'],
       '/users/down': [500, '{}']
@@ -116,10 +116,10 @@ t.test('user directory: JWTs without email are looked up by subject', async t =>
   const base = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`
   const service = await startService(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/users/{sub}`, USER_LOOKUP_AUTH: 'Bearer directory-secret', USER_LOOKUP_TIMEOUT_MS: '300' }))
 
-  const found = await service.get('/chat-token', bearer(signSession({ sub: 'u/1', family_name: 'Hopper' })))
+  const found = await service.get('/chat-token', bearer(signSession({ sub: 'auth0|u 1?#', family_name: 'Hopper' })))
   t.equal(found.status, 200)
   t.equal(found.json().email, 'grace@example.com')
-  t.same(seen[0], { url: '/users/u%2F1', authorization: 'Bearer directory-secret' }, 'sub URL-encoded, auth header sent')
+  t.same(seen[0], { url: '/users/auth0%7Cu%201%3F%23', authorization: 'Bearer directory-secret' }, 'sub URL-encoded, auth header sent')
   t.same(emulator.calls()[0]?.body, { email: 'grace@example.com', firstName: 'Grace', lastName: 'Hopper' })
 
   for (const subject of ['unknown', 'bad-email', 'broken', 'down', 'slow']) {
@@ -130,6 +130,37 @@ t.test('user directory: JWTs without email are looked up by subject', async t =>
   const withEmail = await service.get('/chat-token', bearer(signSession({ sub: 'x', email: 'direct@example.com' })))
   t.equal(withEmail.json().email, 'direct@example.com', 'an email in the JWT needs no lookup')
   t.equal(emulator.calls().length, 2)
+})
+
+t.test('user directory: a subject that could leave its own record is refused without a request', async t => {
+  const emulator = await startEmulator(t)
+  const seen: string[] = []
+  // A directory that answers every path with an email, as a catch-all or an index page might.
+  const directory = createServer((request, response) => {
+    seen.push(request.url ?? '')
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ email: 'admin@example.com' }))
+  })
+  await new Promise<void>(resolve => directory.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { directory.closeAllConnections(); directory.close() })
+  const base = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`
+  const service = await startService(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/v1/users/{sub}`, RATE_LIMIT_MAX: '1000' }))
+
+  const hostile = [
+    '.', '..', '%2e', '%2e%2e', '%2E%2E', '%2e.', '.%2E', '%252e%252e', '%25252e%25252e',
+    '../admin', '..\\admin', 'a/../../admin', 'victim/email', 'a\\b', '%2f', '%5c', '%2F..', '..%2f..%2fadmin',
+    'x'.repeat(257), 'tab\tinside', 'nul\u0000inside', '%00', '%0a', '%E0%A4%A'
+  ]
+  for (const subject of hostile) {
+    const answer = await service.get('/chat-token', bearer(signSession({ sub: subject })))
+    t.equal(answer.status, 422, `${JSON.stringify(subject)}: 422`)
+    t.equal(answer.json().code, 'email_missing', `${JSON.stringify(subject)}: email_missing`)
+  }
+  t.same(seen, [], 'the directory was never asked')
+  t.equal(emulator.calls().length, 0, 'no token was minted')
+
+  const fine = await service.get('/chat-token', bearer(signSession({ sub: 'auth0|5f1c.9e..x' })))
+  t.equal(fine.status, 200, 'dots inside a subject are fine')
+  t.same(seen, ['/v1/users/auth0%7C5f1c.9e..x'])
 })
 
 t.test('DELETE /chat-token answers 204 for an authenticated caller, 401 otherwise', async t => {
