@@ -68,7 +68,7 @@ async function edgePlugin (app: FastifyInstance, options: EdgeOptions): Promise<
       credentials: true,
       methods: ['GET', 'DELETE'],
       allowedHeaders: ['authorization', 'x-request-id'],
-      exposedHeaders: ['retry-after', 'x-request-id'],
+      exposedHeaders: ['date', 'retry-after', 'x-request-id'],
       // Chromium caps the preflight cache at two hours; the /chat-token call runs on every page load.
       maxAge: 7200,
       // Strict mode answers a malformed preflight with text/plain, outside the problem+json contract.

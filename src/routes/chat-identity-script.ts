@@ -12,9 +12,10 @@ const SCRIPTS = { '/chat-identity.js': 'chat-identity.js', '/chat-identity.mjs':
 
 /**
  * The URL is not versioned, so a day is the longest a browser may keep running a previous helper after a
- * deploy (it revalidates by ETag after that). `?v=<version>` (the ETag without quotes) names one build
- * and may be cached for good; an old or unknown `v` (say, a replica still on the previous build during a
- * rolling deploy) gets the current file but must revalidate, so no cache pins a wrong pairing.
+ * deploy (it revalidates by ETag after that). `?v=<version>` (the ETag without quotes, of the plain or
+ * the gzipped answer) names one build and may be cached for good; an old or unknown `v` (say, a replica
+ * still on the previous build during a rolling deploy) gets the current file but must revalidate, so no
+ * cache pins a wrong pairing.
  */
 export const CACHE_CONTROL = {
   unversioned: 'public, max-age=86400',
@@ -81,15 +82,30 @@ export async function chatIdentityScriptRoutes (app: FastifyInstance, options: C
   }
 }
 
+/** Adds accept-encoding to Vary, keeping what is there (CORS has put `Origin` in it by now). */
+function addVary (reply: FastifyReply): void {
+  const present = String(reply.getHeader('vary') ?? '')
+  const fields = present.split(',').map(field => field.trim().toLowerCase())
+  if (fields.includes('*') || fields.includes('accept-encoding')) return
+  reply.header('vary', present.trim() === '' ? 'accept-encoding' : `${present}, accept-encoding`)
+}
+
+/**
+ * `v` names this build when it is the ETag without its quotes, of either representation: devtools show
+ * the gzipped one (`<version>-gz`) to whoever copies it from a compressed answer.
+ */
+const namesBuild = (version: unknown, script: Script): boolean =>
+  version === script.version || version === `${script.version}-gz`
+
 function sendScript (request: FastifyRequest<{ Querystring: { v?: unknown } }>, reply: FastifyReply, script: Script): FastifyReply {
   const version = request.query.v
   const gzip = acceptsGzip(request.headers['accept-encoding'])
+  addVary(reply)
   reply
     .header('content-type', 'text/javascript; charset=utf-8')
     .header('cache-control', version === undefined
       ? CACHE_CONTROL.unversioned
-      : version === script.version ? CACHE_CONTROL.versioned : CACHE_CONTROL.otherVersion)
-    .header('vary', 'accept-encoding')
+      : namesBuild(version, script) ? CACHE_CONTROL.versioned : CACHE_CONTROL.otherVersion)
     .header('etag', gzip ? script.gzippedEtag : script.etag)
     // Sites include it from the service's origin when they do not route it through their own.
     .header('cross-origin-resource-policy', 'cross-origin')

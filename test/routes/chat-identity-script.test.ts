@@ -85,6 +85,34 @@ t.test('?v=<version> is cached for good; another version must revalidate', async
   t.equal((await service.get('/chat-identity.js?v=0ld')).headers['cache-control'], CACHE_CONTROL.otherVersion)
 })
 
+t.test('?v=<version>-gz, the gzipped ETag as devtools show it, is the same build: cached for good', async t => {
+  const { dir } = await browserHelperBundle()
+  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
+  const gzipped = String((await service.get('/chat-identity.js', { 'accept-encoding': 'gzip' })).headers.etag).slice(1, -1)
+  t.match(gzipped, /-gz$/)
+  for (const encoding of ['gzip', 'identity']) {
+    const answer = await service.get(`/chat-identity.js?v=${gzipped}`, { 'accept-encoding': encoding })
+    t.equal(answer.headers['cache-control'], CACHE_CONTROL.versioned, encoding)
+  }
+  t.equal((await service.get('/chat-identity.js?v=0ld-gz')).headers['cache-control'], CACHE_CONTROL.otherVersion)
+  t.equal((await service.get(`/chat-identity.js?v=${gzipped}-gz`)).headers['cache-control'], CACHE_CONTROL.otherVersion)
+})
+
+t.test('a CORS answer keeps Vary: Origin and adds Accept-Encoding; the caller may read Date', async t => {
+  const { dir } = await browserHelperBundle()
+  const site = 'https://www.example.com'
+  const service = await startService(t, baseEnv(undefined, { CORS_ORIGINS: site }), { browserHelperDir: dir })
+  for (const headers of [{ origin: site }, { origin: site, 'accept-encoding': 'gzip' }, { origin: site, 'if-none-match': '*' }]) {
+    const answer = await service.get('/chat-identity.js', headers)
+    t.equal(answer.headers['access-control-allow-origin'], site)
+    const vary = String(answer.headers.vary).split(',').map(field => field.trim().toLowerCase())
+    t.same(vary.sort(), ['accept-encoding', 'origin'], `${JSON.stringify(headers)}: ${String(answer.headers.vary)}`)
+  }
+  // The helper measures the token's life on the service's clock, which it reads from Date.
+  const token = await service.get('/chat-token', { origin: site })
+  t.ok(String(token.headers['access-control-expose-headers']).split(/,\s*/).includes('date'))
+})
+
 t.test('HEAD answers the headers without a body', async t => {
   const { dir } = await browserHelperBundle()
   const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
