@@ -3,6 +3,7 @@ import type { DestinationStream } from 'pino'
 import { sessionAuth } from './auth/session.js'
 import { createUserDirectory } from './auth/user-lookup.js'
 import type { Config } from './config.js'
+import { singletonHeaders } from './http/singleton-headers.js'
 import { type Clock, systemClock } from './deadline.js'
 import { createHubSpotClient, type HubSpotClient } from './hubspot/client.js'
 import { edgeProtection } from './http/edge.js'
@@ -61,6 +62,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   })
 
   registerProblemHandlers(app)
+  for (const warning of config.warnings) app.log.warn({ setting: warning.setting }, warning.message)
+  await app.register(singletonHeaders)
   // Hooks on every request take a callback, not an async function: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
 import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { createSigner } from 'fast-jwt'
@@ -144,4 +145,17 @@ export async function until (what: string, condition: () => boolean | Promise<bo
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
     await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/** Sends raw bytes and resolves with everything the server wrote before closing the socket. */
+export function rawExchange (url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    const chunks: Buffer[] = []
+    socket.on('data', chunk => chunks.push(chunk))
+    socket.on('error', reject)
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()))
+    socket.write(bytes)
+  })
 }

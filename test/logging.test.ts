@@ -1,5 +1,7 @@
 import t from 'tap'
-import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startService } from './helper.js'
+import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startJwksServer, startService } from './helper.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
 import { createEmailHasher } from '../src/logging.js'
 
 /**
@@ -53,4 +55,24 @@ t.test('no access token, session JWT, cookie, identification token or plain emai
   t.ok(requestLines.every(line => typeof line.reqId === 'string' && typeof line.status === 'number' && typeof line.ms === 'number'))
   t.same(requestLines.map(line => line.code ?? null), [null, null, 'invalid_token', 'origin_not_allowed', 'upstream_unavailable', 'upstream_timeout', 'upstream_rejected', null])
   t.ok(logs.lines().some(line => (line.hubspot as { correlationId?: string } | undefined)?.correlationId !== undefined), 'HubSpot correlationId is logged')
+})
+
+t.test('a JWKS key without JWT_AUDIENCE logs one warning at start-up naming the setting', async t => {
+  const jwks = await startJwksServer(t, [])
+  const logs = captureLogs()
+  const env = baseEnv(undefined, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, LOG_LEVEL: 'info' })
+  const app = await buildApp(loadConfig(env), { logStream: logs.stream })
+  t.teardown(() => app.close())
+  await app.ready()
+  // Other start-up warnings (an unbuilt browser helper, say) may be there too: count the settings ones.
+  const warnings = logs.lines().filter(line => line.level === 40 && line.setting !== undefined)
+  t.equal(warnings.length, 1)
+  t.equal(warnings[0]?.setting, 'JWT_AUDIENCE')
+  t.match(warnings[0]?.msg, /any other application are accepted/)
+
+  const quiet = captureLogs()
+  const withAudience = await buildApp(loadConfig({ ...env, JWT_AUDIENCE: 'web' }), { logStream: quiet.stream })
+  t.teardown(() => withAudience.close())
+  await withAudience.ready()
+  t.equal(quiet.lines().filter(line => line.level === 40 && line.setting !== undefined).length, 0, 'no warning once the audience is pinned')
 })

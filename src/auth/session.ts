@@ -83,6 +83,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
     } catch (error) {
       throw translateJwtError(error)
     }
+    checkTimeClaims(claims)
     checkIssuedAt(claims.iat, jwt.clockToleranceS)
     return { claims: verified.remember(known.key, claims), source: found.source }
   })
@@ -114,9 +115,46 @@ function findSessionToken (request: FastifyRequest, cookieName: string | undefin
   if (match?.[1] !== undefined && match[1] !== '') return { token: match[1], source: 'header' }
   if (cookieName !== undefined) {
     const cookie = request.cookies[cookieName]
-    if (cookie !== undefined && cookie !== '') return { token: cookie, source: 'cookie' }
+    if (cookie !== undefined && cookie !== '') {
+      if (cookieSentTwice(request.headers.cookie, cookieName)) {
+        throw new ServiceError('bad_request', 'The session cookie was sent more than once')
+      }
+      return { token: cookie, source: 'cookie' }
+    }
   }
   throw new ServiceError('missing_token', 'No session token was sent')
+}
+
+/**
+ * Two cookies of one name reach the service when another site on the same parent domain (or a script
+ * on a sibling subdomain) plants its own: the cookie parser keeps the first, which may be the planted
+ * one. Which session is meant is then unknown, so the request is refused rather than guessed.
+ */
+function cookieSentTwice (header: string | undefined, name: string): boolean {
+  if (header === undefined) return false
+  let found = 0
+  for (const pair of header.split(';')) {
+    const equals = pair.indexOf('=')
+    if (equals !== -1 && pair.slice(0, equals).trim() === name && ++found > 1) return true
+  }
+  return false
+}
+
+/** 9999-12-31T23:59:59Z: no clock, Date or log line here holds a later instant. */
+export const LATEST_TIME_CLAIM_S = 253_402_300_799
+
+/**
+ * `1e400` parses as Infinity and passes fast-jwt's comparisons (a session that never ends); a year past
+ * 9999 overflows Date. Each time claim that is present must be a finite number from 0 to year 9999.
+ */
+function checkTimeClaims (claims: SessionClaims): void {
+  for (const name of ['exp', 'nbf', 'iat'] as const) {
+    const value = claims[name]
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > LATEST_TIME_CLAIM_S) {
+      throw new ServiceError('invalid_token', `The session token's ${name} is not a usable time`)
+    }
+  }
 }
 
 /** fast-jwt leaves iat unchecked: a non-numeric or future issue time is doubtful, so refuse it. */

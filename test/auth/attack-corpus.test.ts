@@ -2,6 +2,7 @@ import { createHmac, createSign, generateKeyPairSync } from 'node:crypto'
 import t, { type Test as Tap } from 'tap'
 import { JWT_SECRET, baseEnv, bearer, signSession, startEmulator, startJwksServer, startService } from '../helper.js'
 import { hasDuplicateKeys } from '../../src/auth/token-shape.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
 
 /**
  * Session JWT attack corpus: one named case per attack, each answered with the right contract code,
@@ -80,8 +81,55 @@ t.test('shared-secret service', async t => {
     ['email with CR/LF', () => signSession({ ...claims, email: 'eve@example.com\r\nX-Injected: 1' }), 'email_missing'],
     ['email with display name', () => signSession({ ...claims, email: '"Eve" <eve@example.com>' }), 'email_missing'],
     ['email with several @', () => signSession({ ...claims, email: 'eve@evil.com@example.com' }), 'email_missing'],
-    ['email as an array', () => signSession({ ...claims, email: ['eve@example.com'] }), 'email_missing']
+    ['email as an array', () => signSession({ ...claims, email: ['eve@example.com'] }), 'email_missing'],
+    ['email with KELVIN SIGN that lower-cases to k', () => signSession({ ...claims, email: '\u212Aate@example.com' }), 'email_missing'],
+    ['email with a trailing NO-BREAK SPACE', () => signSession({ ...claims, email: 'kate@example.com\u00A0' }), 'email_missing'],
+    ['email with a leading BYTE ORDER MARK', () => signSession({ ...claims, email: '\uFEFFkate@example.com' }), 'email_missing'],
+    ['email with an IDEOGRAPHIC SPACE', () => signSession({ ...claims, email: 'kate@example.com\u3000' }), 'email_missing'],
+    ['email with a LINE SEPARATOR', () => signSession({ ...claims, email: '\u2028kate@example.com' }), 'email_missing'],
+    ['email with a trailing tab', () => signSession({ ...claims, email: 'kate@example.com\t' }), 'email_missing'],
+    ['exp of 1e400 (parses as Infinity)', () => hmacToken('{"alg":"HS256"}', `{"sub":"a","email":"eve@example.com","exp":1e400}`), 'invalid_token'],
+    ['exp in the year 10000', () => hmacToken('{"alg":"HS256"}', JSON.stringify({ ...claims, exp: 253_402_300_800 })), 'invalid_token'],
+    ['exp of 1e308', () => hmacToken('{"alg":"HS256"}', JSON.stringify({ ...claims, exp: 1e308 })), 'invalid_token'],
+    ['nbf of -1e400 (parses as -Infinity)', () => hmacToken('{"alg":"HS256"}', `{"sub":"a","email":"eve@example.com","exp":${now() + 600},"nbf":-1e400}`), 'invalid_token'],
+    ['iat negative', () => hmacToken('{"alg":"HS256"}', JSON.stringify({ ...valid(), iat: -5 })), 'invalid_token']
   ])
+})
+
+t.test('user directory: subjects that climb out of their own record', async t => {
+  const { createServer } = await import('node:http')
+  const asked: string[] = []
+  const directory = createServer((request, response) => {
+    asked.push(request.url ?? '')
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"email":"admin@example.com"}')
+  })
+  await new Promise<void>(resolve => directory.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { directory.closeAllConnections(); directory.close() })
+  const { port } = directory.address() as { port: number }
+  const bySubject = (sub: string) => () => signSession({ sub })
+  await expectAll(t, { USER_LOOKUP_URL: `http://127.0.0.1:${port}/v1/users/{sub}` }, [
+    ['subject ".." (the directory\'s parent)', bySubject('..'), 'email_missing'],
+    ['subject "." (the user list)', bySubject('.'), 'email_missing'],
+    ['subject "%2e%2e" (decoded by the directory)', bySubject('%2e%2e'), 'email_missing'],
+    ['subject "%2E%2e" (mixed case)', bySubject('%2E%2e'), 'email_missing'],
+    ['subject "..\\admin" (backslash)', bySubject('..\\admin'), 'email_missing'],
+    ['subject "victim/email" (a sub-resource)', bySubject('victim/email'), 'email_missing']
+  ])
+  t.same(asked, [], 'the directory was never asked')
+})
+
+t.test('configuration that would let anyone sign sessions is refused at start-up', async t => {
+  const problems = (env: Record<string, string>): string => {
+    try {
+      loadConfig({ HUBSPOT_ACCESS_TOKEN: 'x', ...env })
+      return ''
+    } catch (error) {
+      return error instanceof ConfigError ? error.problems.join('\n') : 'not a ConfigError'
+    }
+  }
+  t.match(problems({ JWT_SECRET: 'demo-only-session-secret-never-use-in-production' }), /published in this repository/, 'the compose demo secret')
+  t.match(problems({ JWT_SECRET: 'secret' }), /at least 32 bytes/, 'a short secret')
+  t.match(problems({ JWT_JWKS_URL: 'http://idp.example/jwks.json' }), /JWT_JWKS_URL: must use https/, 'a JWKS over plain http')
 })
 
 t.test('RSA public-key service: algorithm confusion and brought-along keys', async t => {

@@ -1,24 +1,11 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
-import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, rawExchange, signSession, startEmulator, startService } from '../helper.js'
 
 /** The edge of the service: security headers, CORS, load shedding, size limits and socket timeouts. */
 
 const APP_ORIGIN = 'https://app.example.com'
-
-/** Sends raw bytes and resolves with everything the server wrote before closing the socket. */
-function rawExchange (url: string, bytes: string): Promise<string> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname)
-    const chunks: Buffer[] = []
-    socket.on('data', chunk => chunks.push(chunk))
-    socket.on('error', reject)
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString()))
-    socket.write(bytes)
-  })
-}
 
 /** A CORS preflight (the shared helper sends only the service's own methods). */
 async function preflight (url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
