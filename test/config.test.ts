@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { ConfigError, type Env, loadConfig, PUBLISHED_DEMO_SECRETS } from '../src/config.js'
 
@@ -218,4 +219,16 @@ t.test('a JWKS or PEM key without JWT_AUDIENCE is flagged once; a shared secret 
   const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
   t.equal(loadConfig({ ...withoutSecret, JWT_PUBLIC_KEY: pem }).warnings.length, 1)
   t.same(loadConfig(minimal).warnings, [])
+})
+
+t.test('every variable the configuration reads is documented in the README table and in .env.example', async t => {
+  const source = readFileSync(new URL('../src/config.ts', import.meta.url), 'utf8')
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
+  const names = new Set([...source.matchAll(/read\.\w+\('([A-Z][A-Z0-9_]+)'/g)].map(match => match[1] ?? ''))
+  t.ok(names.has('ALLOW_HTTP_UPSTREAMS') && names.has('CHAT_TOKEN_DEMO') && names.size > 30, `found ${names.size} variables`)
+  for (const name of names) {
+    t.ok(readme.includes(`\`${name}\``), `${name} is in the README`)
+    t.match(example, new RegExp(`^#? ?${name}=`, 'm'), `${name} is in .env.example`)
+  }
 })

@@ -51,6 +51,7 @@ export async function startDemoStack (options: DemoStackOptions = {}): Promise<D
     HUBSPOT_ACCESS_TOKEN: accessToken,
     HUBSPOT_BASE_URL: emulator.url,
     JWT_SECRET: jwtSecret,
+    CHAT_TOKEN_DEMO: 'true',
     JWT_COOKIE: SESSION_COOKIE,
     // The site in front is the load balancer: trust its X-Forwarded-For for client addresses.
     TRUST_PROXY: host,
