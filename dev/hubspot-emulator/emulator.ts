@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { handleApiRequest } from './api-handler.js'
@@ -15,6 +16,9 @@ export type { EmulatorCall, EmulatorOptions, EmulatorStats, HubSpotEmulator, Iss
 export async function createHubSpotEmulator (options: EmulatorOptions = {}): Promise<HubSpotEmulator> {
   const resolved = resolveOptions(options)
   const lifetime = new AbortController()
+  // Every delayed answer waits on this one signal, so the listener count is the number of answers in
+  // flight: dozens under load is the design, not a leak, and Node's warning at eleven would be noise.
+  setMaxListeners(Infinity, lifetime.signal)
   const state = new EmulatorState(resolved)
 
   const server = createServer((req, res) => {

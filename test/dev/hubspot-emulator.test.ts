@@ -408,6 +408,19 @@ t.test('latencyMs delays every API answer but not the control API', async t => {
   t.ok(Date.now() - started < 110)
 })
 
+t.test('many delayed answers in flight at once raise no MaxListenersExceededWarning', async t => {
+  const emulator = await start(t, { latencyMs: 50 })
+  const warnings: string[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning.name) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const statuses = await Promise.all(Array.from({ length: 25 }, async () => (await create(emulator)).status))
+  t.same(statuses, Array(25).fill(200))
+  // Warnings are emitted on the next tick.
+  await sleep(20)
+  t.same(warnings.filter(name => name === 'MaxListenersExceededWarning'), [])
+})
+
 t.test('configure and POST /__emulator/config change behaviour at runtime', async t => {
   const emulator = await start(t)
   const configured = await control(emulator, '/config', { accessTokens: ['other'], rateLimit: { max: 1, intervalMs: 10_000 } })
