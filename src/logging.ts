@@ -32,11 +32,34 @@ export interface ServiceLoggers {
   access: Logger
 }
 
+/** A logged `err`, as it appears in the line. */
+export interface LoggedError {
+  type?: string
+  message?: string
+  code?: string | number
+  stack?: string
+}
+
+/**
+ * `err` as type, message and code, plus the stack when there is one. pino's default serializer named
+ * every plain object (`{ code, message }` from a failed connection) "Object" and gave it an empty stack.
+ */
+export function serializeError (value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  const { name, message, code, stack } = value as Record<string, unknown>
+  const logged: LoggedError = {}
+  if (typeof name === 'string' && name !== '') logged.type = name
+  if (typeof message === 'string') logged.message = message
+  if (typeof code === 'string' || typeof code === 'number') logged.code = code
+  if (value instanceof Error && typeof stack === 'string' && stack !== '') logged.stack = stack
+  return logged
+}
+
 export function createLoggers (level: LogLevel, stream?: DestinationStream): ServiceLoggers {
   // pino's own default destination (stdout, synchronous), made here so both loggers share it.
   const destination = stream ?? pino.destination({ dest: 1, sync: true })
   return {
-    service: pino({ level, redact: { paths: redactedPaths, censor: '[redacted]' } }, destination),
+    service: pino({ level, redact: { paths: redactedPaths, censor: '[redacted]' }, serializers: { err: serializeError } }, destination),
     access: pino({ level }, destination)
   }
 }

@@ -2,7 +2,7 @@ import t from 'tap'
 import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startJwksServer, startService } from './helper.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createEmailHasher } from '../src/logging.js'
+import { createEmailHasher, createLoggers } from '../src/logging.js'
 
 /**
  * Log audit: the whole flow, failures included, at LOG_LEVEL=trace; no secret and no plain email may
@@ -75,4 +75,24 @@ t.test('a JWKS key without JWT_AUDIENCE logs one warning at start-up naming the 
   t.teardown(() => withAudience.close())
   await withAudience.ready()
   t.equal(quiet.lines().filter(line => line.level === 40 && line.setting !== undefined).length, 0, 'no warning once the audience is pinned')
+})
+
+t.test('a logged err is its type, message and code: no "Object" type and no empty stack', async t => {
+  const logs = captureLogs()
+  // Nothing listens on port 9: the HubSpot client logs the refused connection as { code, message }.
+  const service = await startService(t, baseEnv(undefined, { LOG_LEVEL: 'warn', HUBSPOT_MAX_RETRIES: '0' }), { logStream: logs.stream })
+  await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'ada@example.com' })))
+  const failed = logs.lines().find(line => line.msg === 'hubspot connection failed')
+  t.same(failed?.err, { message: (failed?.err as { message?: string } | undefined)?.message, code: 'ECONNREFUSED' })
+
+  const direct = captureLogs()
+  const { service: log } = createLoggers('info', direct.stream)
+  const thrown = new TypeError('bad thing')
+  log.error({ err: thrown }, 'thrown')
+  log.error({ err: Object.assign(new Error('no stack'), { code: 'E_CODE', stack: '' }) }, 'stackless')
+  log.error({ err: 'just text' }, 'text')
+  const [first, second, third] = direct.lines()
+  t.same(first?.err, { type: 'TypeError', message: 'bad thing', stack: thrown.stack })
+  t.same(second?.err, { type: 'Error', message: 'no stack', code: 'E_CODE' })
+  t.equal(third?.err, 'just text')
 })
