@@ -117,6 +117,8 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     identity: config.identity,
     corsOrigins: config.corsOrigins,
     hashEmail: createEmailHasher(config.hubspot.accessToken),
+    timeoutMs: config.hubspot.timeoutMs,
+    clock,
     callerLimit: { ...config.callerRateLimit, redis: tokens.redis, clock }
   })
   return app

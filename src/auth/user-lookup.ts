@@ -10,7 +10,8 @@ import { cleanName, type Identity } from './identity.js'
  * GET USER_LOOKUP_URL with {sub} filled in → `{ email, firstName?, lastName? }`.
  */
 export interface UserDirectory {
-  lookup: (subject: string) => Promise<Identity>
+  /** `budgetMs`: what is left of the request's deadline; the lookup never takes longer. */
+  lookup: (subject: string, budgetMs?: number) => Promise<Identity>
   close: () => Promise<void>
 }
 
@@ -71,16 +72,23 @@ export function createUserDirectory (config: UserLookupConfig): UserDirectory {
   if (config.authorization !== undefined) headers.authorization = config.authorization
   const prefix = templatePrefix(config.urlTemplate)
 
-  async function lookup (subject: string): Promise<Identity> {
+  async function lookup (subject: string, budgetMs = config.timeoutMs): Promise<Identity> {
     const url = lookupUrlFor(config.urlTemplate, prefix, subject)
     if (url === undefined) throw new ServiceError('email_missing', 'The session token\'s subject cannot be looked up safely')
+    // The request's own deadline binds before the directory's: that is a timeout, not a directory failure.
+    const requestBound = budgetMs < config.timeoutMs
+    if (budgetMs <= 0) throw new ServiceError('upstream_timeout', 'No time was left to look the user up')
     let status: number
     let text: string
+    const sentAt = performance.now()
     try {
-      const response = await request(url, { method: 'GET', headers, dispatcher: agent, signal: AbortSignal.timeout(config.timeoutMs) })
+      const response = await request(url, { method: 'GET', headers, dispatcher: agent, signal: AbortSignal.timeout(Math.min(budgetMs, config.timeoutMs)) })
       status = response.statusCode
       text = await readBodyText(response.body)
     } catch {
+      if (requestBound && performance.now() - sentAt >= budgetMs) {
+        throw new ServiceError('upstream_timeout', 'The user directory did not answer before the request\'s deadline')
+      }
       throw new ServiceError('user_lookup_failed', 'The user directory did not answer in time or could not be reached')
     }
     if (status === 404) throw new ServiceError('user_lookup_failed', 'The user directory does not know this user')

@@ -3,6 +3,7 @@ import type { IdentityConfig } from '../config.js'
 import { type Identity, identityFromClaims, type SessionClaims } from '../auth/identity.js'
 import type { VerifiedSession } from '../auth/session.js'
 import type { UserDirectory } from '../auth/user-lookup.js'
+import { createAnswerByDeadline } from '../http/answer-by-deadline.js'
 import { registerCallerRateLimit } from '../http/caller-rate-limit.js'
 import { assertCookieOriginAllowed } from '../http/origin-check.js'
 import type { RedisLink } from '../redis/connection.js'
@@ -24,6 +25,9 @@ export interface ChatTokenRouteOptions {
   identity: IdentityConfig
   corsOrigins: string[]
   hashEmail: (email: string) => string
+  /** HUBSPOT_TIMEOUT_MS: every answer of these routes leaves within this much of the request being read. */
+  timeoutMs: number
+  clock: Clock
   /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller; counters in Redis when it is configured. */
   callerLimit: { max: number; windowS: number; redis: RedisLink | undefined; clock?: Clock }
 }
@@ -57,6 +61,9 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
   const allowedOrigins = new Set(options.corsOrigins)
   app.decorateRequest('emailHash', null)
   app.decorateRequest('verifiedSession', null)
+  app.decorateRequest('receivedAt', 0)
+  const answerByDeadline = createAnswerByDeadline({ budgetMs: options.timeoutMs, clock: options.clock })
+  app.addHook('onClose', async () => { answerByDeadline.close() })
   // Per app, not per module: the facts depend on this app's identity settings and hash key.
   const factsByClaims = new WeakMap<SessionClaims, ClaimsFacts>()
   function factsFor (claims: SessionClaims): ClaimsFacts {
@@ -90,7 +97,13 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
       return (claims === undefined ? null : subjectKey(claims)) ?? `i:${options.hashEmail(`ip\u0000${request.ip}`)}`
     }
   })
-  const routeConfig = { preHandler: verify, config: { rateLimit: {} } }
+  const routeConfig = {
+    onRequest: answerByDeadline.onRequest,
+    onResponse: answerByDeadline.onResponse,
+    onRequestAbort: answerByDeadline.onRequestAbort,
+    preHandler: verify,
+    config: { rateLimit: {} }
+  }
 
   async function identify (request: FastifyRequest): Promise<Identity> {
     const claims = request.verifiedSession!.claims
@@ -108,14 +121,17 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
       request.emailHash = facts.emailHash
       return facts.identity
     }
-    const identity = { ...resolution.names, ...await options.directory!.lookup(resolution.subject) }
+    const remainingMs = request.receivedAt + options.timeoutMs - options.clock.now()
+    const identity = { ...resolution.names, ...await options.directory!.lookup(resolution.subject, remainingMs) }
     request.emailHash = options.hashEmail(identity.email)
     return identity
   }
 
   app.get('/chat-token', { ...routeConfig, schema: { response: chatTokenResponse } }, async (request, reply) => {
     const identity = await identify(request)
-    const minted = await options.issuer.tokenFor(identity, request.log)
+    const minted = await options.issuer.tokenFor(identity, request.log, request.receivedAt)
+    // Answered at the deadline already (see answer-by-deadline.ts): the token stays cached for next time.
+    if (reply.sent) return reply
     reply.header('cache-control', 'no-store')
     return {
       email: identity.email,
@@ -127,6 +143,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
   app.delete('/chat-token', routeConfig, async (request, reply) => {
     const identity = await identify(request)
     await options.issuer.forget(identity)
+    if (reply.sent) return reply
     return reply.code(204).header('cache-control', 'no-store').send()
   })
 }

@@ -25,8 +25,8 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   const { hubspot, store, timeoutMs, clock, events } = options
   const flights = new Map<string, Promise<MintedToken>>()
 
-  async function tokenFor (identity: Identity, log: FastifyBaseLogger): Promise<MintedToken> {
-    const startedAt = clock.now()
+  async function tokenFor (identity: Identity, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
+    const startedAt = receivedAt
     const key = cacheKeyFor(identity)
     const cached = await store.lookup(key)
     if (cached !== undefined) {
@@ -34,7 +34,7 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
       return cached
     }
     events.cacheMiss()
-    // Created on a miss only (cache hits need no timer), but counting from the request's start.
+    // Created on a miss only (cache hits need no timer), but counting from when the request was read.
     const deadline = new Deadline(Math.max(1, timeoutMs - (clock.now() - startedAt)), clock)
     const flightKey = `${key.email}\n${key.fingerprint}`
     let flight = flights.get(flightKey)

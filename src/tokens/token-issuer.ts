@@ -10,6 +10,7 @@ export const IDENTIFICATION_TOKEN_LIFETIME_MS = 12 * 60 * 60 * 1000
  * issuer (caching-issuer.ts) wraps the HubSpot call in cache, single-flight, breaker and budget.
  */
 export interface TokenIssuer {
-  tokenFor: (identity: Identity, log: FastifyBaseLogger) => Promise<MintedToken>
+  /** `receivedAt` (clock ms, default now): when the request was read; its upstream budget counts from then. */
+  tokenFor: (identity: Identity, log: FastifyBaseLogger, receivedAt?: number) => Promise<MintedToken>
   forget: (identity: Identity) => Promise<void>
 }

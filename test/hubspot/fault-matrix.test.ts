@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { EmulatorOptions, Fault, HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
 import type { ErrorCode } from '../../src/errors.js'
 import { HUBSPOT_POOL_CONNECTIONS, type HubSpotClient, type HubSpotPoolStats } from '../../src/hubspot/client.js'
-import { baseEnv, bearer, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
+import { baseEnv, bearer, captureLogs, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 
 /**
  * The upstream fault matrix, end to end: the real service on a real socket, talking to the HubSpot
@@ -37,22 +37,29 @@ interface Rig {
   emulator: HubSpotEmulator
   service: RunningService
   pool: () => HubSpotPoolStats
+  /** The service's access lines: `ms` runs from reading the request to the answer's last byte. */
+  logs: ReturnType<typeof captureLogs>
 }
+
+/** The deadline invariant, measured by the service itself: no answer later than HUBSPOT_TIMEOUT_MS + 100 ms. */
+const SERVICE_OVERRUN_MS = 100
 
 async function rig (t: Test, emulatorOptions: EmulatorOptions = {}): Promise<Rig> {
   const emulator = await startEmulator(t, { ...roomyEmulator, ...emulatorOptions })
   let client: HubSpotClient | undefined
+  const logs = captureLogs()
   const service = await startService(t, baseEnv(emulator, {
+    LOG_LEVEL: 'info',
     HUBSPOT_TIMEOUT_MS: String(TIMEOUT_MS),
     HUBSPOT_MAX_RETRIES: String(MAX_RETRIES),
     HUBSPOT_RATE_LIMIT: '100000/1s',
     RATE_LIMIT_MAX: '1000000',
     // Load shedding would answer 503 overloaded when the shared test process stalls: not what is tested here.
     MAX_EVENT_LOOP_DELAY_MS: '0'
-  }), { onHubSpotClient: created => { client = created } })
+  }), { onHubSpotClient: created => { client = created }, logStream: logs.stream })
   if (client === undefined) throw new Error('buildApp did not hand over its HubSpot client')
   const hubspot = client
-  return { emulator, service, pool: () => hubspot.stats() }
+  return { emulator, service, pool: () => hubspot.stats(), logs }
 }
 
 interface Answer {
@@ -108,7 +115,14 @@ function expectAtDeadline (t: Test, answer: Answer): void {
  * No leaked sockets: nothing in flight or queued in the pool and every open socket idle; then, once the
  * service has closed, no socket left open on the emulator (a half-closed one would still count there).
  */
-async function expectNoLeaks (t: Test, { emulator, service, pool }: Rig): Promise<void> {
+function expectServiceDeadline (t: Test, logs: Rig['logs']): void {
+  const answered = logs.lines().filter(line => line.msg === 'request' && line.path === '/chat-token').map(line => Number(line.ms))
+  const latest = Math.max(0, ...answered)
+  t.ok(latest <= TIMEOUT_MS + SERVICE_OVERRUN_MS, `the service answered all ${answered.length} requests within ${TIMEOUT_MS} + ${SERVICE_OVERRUN_MS} ms of reading them (latest ${latest} ms)`)
+}
+
+async function expectNoLeaks (t: Test, { emulator, service, pool, logs }: Rig): Promise<void> {
+  expectServiceDeadline(t, logs)
   const settled = (stats: HubSpotPoolStats): boolean => stats.running === 0 && stats.pending === 0 && stats.queued === 0 && stats.connected === stats.free
   // Sockets of aborted requests are destroyed asynchronously: wait for the pool to notice, briefly.
   await until('the pool settles', () => settled(pool()), 3000).catch(() => {})
