@@ -17,6 +17,30 @@ function environment (): Env {
   return { ...fromFile, ...process.env }
 }
 
+/** Start-up failed for a reason one line explains: printed as it is, without a stack trace. */
+class StartupError extends Error {}
+
+/**
+ * Opens a listener; a port in use or refused becomes one line naming the variable that sets it
+ * (PORT, METRICS_PORT), rather than Node's bare `listen EADDRINUSE`.
+ */
+async function listening<T> (variable: string, port: number, host: string, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen()
+  } catch (error) {
+    switch ((error as NodeJS.ErrnoException | null)?.code) {
+      case 'EADDRINUSE':
+        throw new StartupError(`${variable}=${port}: the port is already in use on ${host}; stop what listens there or set ${variable} to a free port`)
+      case 'EACCES':
+        throw new StartupError(`${variable}=${port}: this user may not listen on that port on ${host} (ports below 1024 need privileges); set ${variable} to 1024 or above`)
+      case 'EADDRNOTAVAIL':
+        throw new StartupError(`HOST=${host}: not an address of this machine; set HOST to one of its addresses, or 0.0.0.0 for all`)
+      default:
+        throw error
+    }
+  }
+}
+
 /**
  * How long a shutdown may take before the process is killed: the drain, then the longest a request in
  * flight can still run (its upstream deadlines), plus a margin for closing pools and Redis.
@@ -65,14 +89,19 @@ async function main (): Promise<void> {
     app.log.info({ ms: Date.now() - startedAt }, 'closed')
   })
 
-  const url = await app.listen({ port: config.port, host: config.host })
+  const url = await listening('PORT', config.port, config.host, () => app.listen({ port: config.port, host: config.host }))
   if (metrics !== undefined) {
-    metricsListener = await startMetricsListener(metrics.registry, { port: config.metricsPort, host: config.host })
+    const options = { port: config.metricsPort, host: config.host }
+    metricsListener = await listening('METRICS_PORT', config.metricsPort, config.host, () => startMetricsListener(metrics.registry, options))
   }
   app.log.info(startupSummary(config, { url, metricsUrl: metricsListener?.url }), 'chat-token started')
 }
 
 main().catch(error => {
+  if (error instanceof StartupError) {
+    process.stderr.write(`chat-token: ${error.message}\n`)
+    process.exit(1)
+  }
   process.stderr.write(`chat-token: failed to start: ${error instanceof Error ? error.message : String(error)}\n`)
   process.exit(1)
 })
