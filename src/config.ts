@@ -255,10 +255,23 @@ class EnvReader {
   optionalUrl (name: string, protocols: string[]): string | undefined {
     const value = this.raw(name)
     if (value === undefined) return undefined
-    const parsed = URL.canParse(value) ? new URL(value) : undefined
-    if (parsed === undefined || !protocols.includes(parsed.protocol)) {
-      // The value may embed a password (redis://:secret@host): never echo it.
-      this.problem(name, `must be a URL starting with ${protocols.map(p => `${p}//`).join(' or ')}`)
+    const expected = protocols.map(p => `${p}//host:port`).join(' or ')
+    if (!URL.canParse(value)) {
+      // The value may embed a password (redis://:secret@host): only parts that cannot hold it are echoed,
+      // and nothing at all once an "@" says credentials are there.
+      const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(value)?.[1]
+      const port = authority === undefined ? undefined : /:([^:\]]*)$/.exec(authority)?.[1]
+      const why = authority === undefined
+        ? `is not a URL (expected ${expected})`
+        : port !== undefined && (!/^\d{0,5}$/.test(port) || Number(port) > 65535)
+          ? `is not a valid URL: its port ${value.includes('@') ? '' : `"${port}" `}is not a number from 0 to 65535`
+          : `is not a valid URL: its host ${value.includes('@') ? '' : `"${authority}" `}does not parse (expected ${expected})`
+      this.problem(name, why)
+      return undefined
+    }
+    const protocol = new URL(value).protocol
+    if (!protocols.includes(protocol)) {
+      this.problem(name, `must start with ${protocols.map(p => `${p}//`).join(' or ')}, got "${protocol}"`)
       return undefined
     }
     return value.replace(/\/+$/, '')

@@ -62,6 +62,21 @@ t.test('secrets never appear in a configuration message', async t => {
   t.notMatch(problems.join('\n'), /pat-secret-value|jwt-secret-value|redis-password/)
 })
 
+t.test('a URL that does not parse says what is wrong with it, never echoing credentials', async t => {
+  t.same(problemsOf({ ...minimal, REDIS_URL: 'redis://127.0.0.1:63a79' }), ['REDIS_URL: is not a valid URL: its port "63a79" is not a number from 0 to 65535'])
+  t.same(problemsOf({ ...minimal, REDIS_URL: 'redis://127.0.0.1:70000' }), ['REDIS_URL: is not a valid URL: its port "70000" is not a number from 0 to 65535'])
+  t.same(problemsOf({ ...minimal, REDIS_URL: '127.0.0.1:6379' }), ['REDIS_URL: is not a URL (expected redis://host:port or rediss://host:port)'])
+  t.same(problemsOf({ ...minimal, REDIS_URL: 'http://127.0.0.1:6379' }), ['REDIS_URL: must start with redis:// or rediss://, got "http:"'])
+  t.match(problemsOf({ ...minimal, REDIS_URL: 'redis://[::1' }), [/^REDIS_URL: is not a valid URL: its host "\[::1" does not parse/])
+  t.match(problemsOf({ ...minimal, HUBSPOT_BASE_URL: 'https://api.hubapi.com:44x' }), [/^HUBSPOT_BASE_URL: is not a valid URL: its port "44x"/])
+  // With credentials in the value, the message names the part but quotes nothing.
+  for (const url of ['redis://:redis-password@127.0.0.1:63a79', 'redis://:redis/password@host:6379', 'redis://user:redis-password@[::1']) {
+    const problems = problemsOf({ ...minimal, REDIS_URL: url })
+    t.match(problems, [/^REDIS_URL: is not a valid URL: its (port|host) (is not|does not)/], url)
+    t.notMatch(problems.join('\n'), /redis-password|password/, url)
+  }
+})
+
 t.test('exactly one JWT key source', async t => {
   t.match(problemsOf({ HUBSPOT_ACCESS_TOKEN: 'x' }).join(), /exactly one of JWT_SECRET.*\(0 are\)/)
   t.match(problemsOf({ ...minimal, JWT_JWKS_URL: 'https://idp.example.com/jwks' }).join(), /\(2 are\)/)
