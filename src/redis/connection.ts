@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../deadline.js'
-import type { TokenEvents } from '../tokens/token-events.js'
+import type { RedisDegradation, TokenEvents } from '../tokens/token-events.js'
+import { isEvicting, type MemoryReport, parseMemoryReport } from './memory-pressure.js'
 
 /**
  * The service's link to Redis: a command connection with short timeouts, a subscriber connection, and
@@ -20,25 +21,64 @@ const MAX_RECONNECT_DELAY_MS = 2000
 /** After a failed command Redis is left alone for a while, doubling up to the cap while it keeps failing. */
 const FIRST_SUSPENSION_MS = 1000
 const MAX_SUSPENSION_MS = 30_000
+/**
+ * After a refused write, writes are left alone the same way (1 s doubling to 30 s) while reads go on. The
+ * pause starts again from 1 s only once writes have worked this long: a Redis hovering at maxmemory
+ * must not turn into a refusal every second.
+ */
+const WRITES_STABLE_MS = 30_000
+/** How often INFO is read to notice a Redis that evicts keys at maxmemory (it answers every command, so nothing else tells). */
+const MEMORY_CHECK_MS = 5000
+/** The key a background write probe sets (and lets expire) to notice that Redis accepts writes again. */
+const WRITE_PROBE_KEY = 'probe'
+
+/** Answers that mean Redis is reachable and reads work, but it will not write. */
+const WRITE_REFUSALS: Readonly<Record<string, RedisDegradation>> = { OOM: 'oom', READONLY: 'readonly', NOPERM: 'noperm', MISCONF: 'misconf' }
 
 export const REDIS_UNAVAILABLE: unique symbol = Symbol('redis unavailable')
 export type RedisUnavailable = typeof REDIS_UNAVAILABLE
 
-export type ScriptCall = (keys: string[], args: Array<string | number>) => Promise<unknown>
+export type ScriptCall = (keys: string[], args: Array<string | number | Buffer>) => Promise<unknown>
+
+export interface RunOptions {
+  /**
+   * The command writes: while Redis is known to refuse writes it is not sent (REDIS_UNAVAILABLE at once),
+   * and when one goes through, Redis counts as accepting writes again.
+   */
+  write?: boolean
+}
+
+/** For readiness: what is wrong with Redis, and why, in words an operator can act on. */
+export type RedisHealth = { status: 'ok' } | { status: 'degraded'; reason: RedisDegradation; detail: string }
 
 export interface RedisLink {
   /** Prefix of every key and channel this service uses (`ct:v1:`; tests use their own). */
   readonly keyPrefix: string
-  /** Runs commands when Redis is usable; REDIS_UNAVAILABLE when it is not or the command failed. */
-  run: <T>(command: (redis: Redis) => Promise<T>) => Promise<T | RedisUnavailable>
+  /**
+   * Runs commands when Redis is usable; REDIS_UNAVAILABLE when it is not or the command failed. A failure
+   * of the connection (timeout, reset, refused) leaves Redis alone for a while; a refused write (OOM,
+   * READONLY, NOPERM, MISCONF) leaves only writes alone, and reads go on.
+   */
+  run: <T>(command: (redis: Redis) => Promise<T>, options?: RunOptions) => Promise<T | RedisUnavailable>
   /** A Lua script sent once and then called by its SHA (ioredis reloads it after a Redis restart). */
   defineScript: (name: string, numberOfKeys: number, lua: string) => ScriptCall
   /** Calls `listener` with each message published on `channel` (re-subscribed after reconnects). */
   subscribe: (channel: string, listener: (message: string) => void) => void
-  /** Runs after every down → up transition, before any caller sees Redis as usable again. */
+  /**
+   * Runs whenever Redis is back to full service, before any caller sees it so: after every down → up
+   * transition, and when it accepts writes again or stops evicting keys.
+   */
   onUp: (listener: () => void) => void
   isUp: () => boolean
-  /** Resolves once connected (true) or after `ms` (false); start-up waits briefly so the first requests share state. */
+  /** Reachable, and writes are not being held back after a refusal. */
+  writable: () => boolean
+  /** Undefined while Redis is fully usable. */
+  degradation: () => RedisDegradation | undefined
+  health: () => RedisHealth
+  /**
+   * Resolves once connected and Redis's memory has been looked at (true), or after `ms` (false): start-up
+   * waits briefly so the first requests share state and know whether Redis is evicting.
+   */
   waitUntilUp: (ms: number) => Promise<boolean>
   close: () => Promise<void>
 }
@@ -78,6 +118,34 @@ function withinCommandTimeout<T> (work: Promise<T>): Promise<T> {
   })
 }
 
+/** Why writes were refused, when Redis answered with one of WRITE_REFUSALS (a script's error quotes its command's). */
+function writeRefusal (error: unknown): RedisDegradation | undefined {
+  if (!(error instanceof Error) || error.name !== 'ReplyError') return undefined
+  // `OOM command not allowed ...`, and before Redis 7 inside a script `ERR Error running script (...): -OOM ...`.
+  const code = /^(?:ERR .*?: -)?([A-Z]+) /.exec(error.message)?.[1]
+  return code === undefined ? undefined : WRITE_REFUSALS[code]
+}
+
+const DEGRADATION_DETAILS: Readonly<Record<RedisDegradation, string>> = {
+  unreachable: 'Redis does not answer: cache, locks, budget and per-caller counters are per process',
+  oom: 'Redis refuses writes (OOM: maxmemory reached under noeviction): tokens are cached per process',
+  readonly: 'Redis refuses writes (READONLY: connected to a replica): tokens are cached per process',
+  noperm: 'Redis refuses writes (NOPERM: the ACL user may not write): tokens are cached per process',
+  misconf: 'Redis refuses writes (MISCONF: it cannot persist): tokens are cached per process',
+  evicting: 'Redis evicts keys at maxmemory: tokens are also kept per process'
+}
+
+/**
+ * Why a connection failed, for the log line. A name that does not resolve is said in words, with the
+ * host from REDIS_URL (never its password): a bare ENOTFOUND sends people looking at Redis itself.
+ */
+function connectionFailure (error: Error & { code?: string }, url: string): string {
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
+    return `the host "${new URL(url).hostname}" of REDIS_URL does not resolve (${error.code}): check the name`
+  }
+  return error.code ?? error.message
+}
+
 /**
  * ioredis is imported only here, when REDIS_URL is set: loading it costs ~200 ms of start-up that a
  * memory-mode replica (and autoscaling) should not pay.
@@ -102,13 +170,42 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   // Subscriptions are not on any request's path, so this connection may queue and wait.
   const subscriber = client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null })
 
+  const keyPrefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX
   let up: boolean | undefined
   let closing = false
   let probe: NodeJS.Timeout | undefined
   let suspendedUntil = 0
   let suspensionMs = FIRST_SUSPENSION_MS
+  /** Set from a refused write until a write goes through again. */
+  let writesRefused: RedisDegradation | undefined
+  let writesPausedUntil = 0
+  let writePauseMs = FIRST_SUSPENSION_MS
+  let writesAcceptedSince = Number.NEGATIVE_INFINITY
+  let writeProbe: NodeJS.Timeout | undefined
+  /** The maxmemory policy while Redis evicts keys, else undefined. */
+  let evictingPolicy: string | undefined
+  let memory: MemoryReport | undefined
+  let memoryChecksRefused = false
+  let memoryTimer: NodeJS.Timeout | undefined
+  let firstMemoryCheck: Promise<void> = Promise.resolve()
+  /** Last degradation reported to the listeners and events; null before the first. */
+  let reported: RedisDegradation | undefined | null = null
   const upListeners: Array<() => void> = []
   const channelListeners = new Map<string, Array<(message: string) => void>>()
+
+  function degradation (): RedisDegradation | undefined {
+    if (up !== true || !usable()) return 'unreachable'
+    return writesRefused ?? (evictingPolicy === undefined ? undefined : 'evicting')
+  }
+
+  /** Reports a change of what is wrong with Redis; back to full service, the onUp listeners run first. */
+  function settle (): void {
+    const current = degradation()
+    if (current === reported) return
+    reported = current
+    if (current === undefined) for (const listener of upListeners) listener()
+    events.redisDegraded(current)
+  }
 
   function setUp (next: boolean, reason?: string): void {
     if (up === next || closing) return
@@ -116,21 +213,83 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     events.redisUp(next)
     if (next) {
       suspensionMs = FIRST_SUSPENSION_MS
-      for (const listener of upListeners) listener()
+      if (writesRefused !== undefined) scheduleWriteProbe(Math.max(0, writesPausedUntil - clock.now()))
+      settle()
       log.info('redis reachable: token cache, locks and budget are shared')
     } else {
+      settle()
       log.warn({ reason }, 'redis unavailable: serving from per-process cache, locks and budget')
     }
+  }
+
+  function refuseWrites (reason: RedisDegradation): void {
+    const now = clock.now()
+    // Writes already in flight when the first refusal came back are refused too: one pause for all of them.
+    if (now < writesPausedUntil) return
+    if (writesRefused === undefined && now - writesAcceptedSince >= WRITES_STABLE_MS) writePauseMs = FIRST_SUSPENSION_MS
+    writesPausedUntil = now + writePauseMs
+    // Requests served from the per-process cache write nothing, so without this nothing would notice.
+    scheduleWriteProbe(writePauseMs)
+    writePauseMs = Math.min(writePauseMs * 2, MAX_SUSPENSION_MS)
+    if (writesRefused === undefined) log.warn({ reason }, 'redis refuses writes: tokens are cached per process, reads go on')
+    writesRefused = reason
+    settle()
+  }
+
+  function writesAccepted (): void {
+    if (writesRefused === undefined) return
+    writesRefused = undefined
+    writesAcceptedSince = clock.now()
+    log.info('redis accepts writes again')
+    settle()
+  }
+
+  function scheduleWriteProbe (ms: number): void {
+    if (writeProbe !== undefined || closing) return
+    writeProbe = setTimeout(() => {
+      writeProbe = undefined
+      if (writesRefused === undefined) return
+      const rest = writesPausedUntil - clock.now()
+      if (rest > 0) {
+        scheduleWriteProbe(rest)
+        return
+      }
+      void run(redis => redis.set(`${keyPrefix}${WRITE_PROBE_KEY}`, '1', 'PX', 1000), { write: true })
+    }, ms)
+    writeProbe.unref()
+  }
+
+  async function checkMemory (): Promise<void> {
+    if (memoryChecksRefused || !usable()) return
+    let report: MemoryReport | undefined
+    try {
+      const [memorySection, statsSection] = await withinCommandTimeout(Promise.all([client.info('memory'), client.info('stats')]))
+      report = parseMemoryReport(`${memorySection}\n${statsSection}`)
+    } catch (error) {
+      // INFO refused (an ACL, a renamed command): evictions go unnoticed, as they did before this check.
+      if (error instanceof Error && error.name === 'ReplyError') memoryChecksRefused = true
+      return
+    }
+    if (report === undefined) return
+    const policy = isEvicting(report, memory, evictingPolicy !== undefined) ? report.policy : undefined
+    memory = report
+    if (policy === evictingPolicy) return
+    evictingPolicy = policy
+    if (policy !== undefined) log.warn({ policy }, 'redis evicts keys at maxmemory: tokens are also kept per process')
+    else log.info('redis no longer evicts keys')
+    settle()
   }
 
   client.on('ready', () => {
     suspendedUntil = 0
     setUp(true)
+    firstMemoryCheck = checkMemory()
+    memoryTimer ??= setInterval(() => { void checkMemory() }, MEMORY_CHECK_MS).unref()
   })
   client.on('close', () => setUp(false, 'connection closed'))
   // Without a listener ioredis would print every reconnect failure; transitions are logged once instead.
   client.on('error', (error: Error & { code?: string }) => {
-    if (client.status !== 'ready') setUp(false, error.code ?? error.message)
+    if (client.status !== 'ready') setUp(false, connectionFailure(error, options.url))
   })
   subscriber.on('error', () => {})
   subscriber.on('message', (channel: string, message: string) => {
@@ -141,13 +300,21 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     return client.status === 'ready' && clock.now() >= suspendedUntil
   }
 
-  async function run<T> (command: (redis: Redis) => Promise<T>): Promise<T | RedisUnavailable> {
+  async function run<T> (command: (redis: Redis) => Promise<T>, options: RunOptions = {}): Promise<T | RedisUnavailable> {
     if (!usable()) return REDIS_UNAVAILABLE
+    if (options.write === true && clock.now() < writesPausedUntil) return REDIS_UNAVAILABLE
     try {
       const result = await withinCommandTimeout(command(client))
       if (clock.now() >= suspendedUntil) setUp(true)
+      if (options.write === true) writesAccepted()
       return result
     } catch (error) {
+      // Redis answered, so the connection is fine: only writes are left alone, and nothing is emptied.
+      const refusal = writeRefusal(error)
+      if (refusal !== undefined) {
+        refuseWrites(refusal)
+        return REDIS_UNAVAILABLE
+      }
       // Commands already in flight when Redis failed fail too: only the first one starts a suspension.
       if (clock.now() >= suspendedUntil) {
         suspendedUntil = clock.now() + suspensionMs
@@ -179,7 +346,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
 
   function defineScript (name: string, numberOfKeys: number, lua: string): ScriptCall {
     client.defineCommand(name, { numberOfKeys, lua })
-    const commands = client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>
+    const commands = client as unknown as Record<string, (...args: Array<string | number | Buffer>) => Promise<unknown>>
     return (keys, args) => commands[name]!.call(client, ...keys, ...args)
   }
 
@@ -193,9 +360,8 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     subscriber.subscribe(channel).catch(() => {})
   }
 
-  function waitUntilUp (ms: number): Promise<boolean> {
-    if (client.status === 'ready') return Promise.resolve(true)
-    return new Promise(resolve => {
+  async function waitUntilUp (ms: number): Promise<boolean> {
+    const connected = client.status === 'ready' || await new Promise<boolean>(resolve => {
       const timer = setTimeout(() => {
         client.off('ready', onReady)
         resolve(false)
@@ -206,19 +372,32 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
       }
       client.once('ready', onReady)
     })
+    // The 'ready' handler above started it (it was registered first); it is bounded by the command timeout.
+    if (connected) await firstMemoryCheck
+    return connected
   }
 
   return {
-    keyPrefix: options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
+    keyPrefix,
     run,
     defineScript,
     subscribe,
     onUp: listener => { upListeners.push(listener) },
     isUp: () => up === true && usable(),
+    writable: () => up === true && usable() && clock.now() >= writesPausedUntil,
+    degradation,
+    health: () => {
+      const reason = degradation()
+      if (reason === undefined) return { status: 'ok' }
+      const detail = reason === 'evicting' ? `${DEGRADATION_DETAILS.evicting} (maxmemory-policy ${evictingPolicy})` : DEGRADATION_DETAILS[reason]
+      return { status: 'degraded', reason, detail }
+    },
     waitUntilUp,
     close: async () => {
       closing = true
       clearTimeout(probe)
+      clearTimeout(writeProbe)
+      clearInterval(memoryTimer)
       client.disconnect()
       subscriber.disconnect()
     }

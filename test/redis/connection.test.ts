@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
@@ -26,4 +27,17 @@ t.test('the background probe finds Redis back even when its timer fires before t
   redis.thaw()
   await until('the probe sees Redis back', () => link.isUp(), 10_000)
   t.pass('seen back without any traffic')
+})
+
+t.test('a REDIS_URL host that does not resolve is logged in words with the host, never the password', async t => {
+  const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = []
+  const log = { info: () => {}, warn: (fields: Record<string, unknown>, msg: string) => { warnings.push({ fields, msg }) } } as never
+  const link = await connectRedis({ url: 'redis://:redis-secret-value@no-such-host.invalid:6379', log, events: noTokenEvents, clock: { now: Date.now } })
+  t.teardown(() => link.close())
+  await until('the failure is logged', () => warnings.length > 0, 10_000)
+  // Reconnects keep failing meanwhile (50, 100, 200 ms apart): still only the transition is logged.
+  await sleep(500)
+  t.equal(warnings.length, 1, 'one line, not one per reconnect')
+  t.match(warnings[0]!.fields.reason, /^the host "no-such-host\.invalid" of REDIS_URL does not resolve \((ENOTFOUND|EAI_AGAIN)\): check the name$/)
+  t.notMatch(JSON.stringify(warnings), /redis-secret-value/)
 })
