@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { parseEnv } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
@@ -10,6 +11,12 @@ import type { Lifecycle } from './routes/health.js'
 import { startupSummary } from './startup.js'
 
 /** The one file that touches the process: environment, listening, signals. */
+
+/**
+ * The built browser helper, dist/public: beside dist/server.js in a build, and the same folder when
+ * `npm run dev` runs this file from src/ (dev/dev-server.ts bundles the helper there first).
+ */
+const browserHelperDir = fileURLToPath(new URL('../dist/public/', import.meta.url))
 
 /** Variables from ./.env, if present; the real environment wins. */
 function environment (): Env {
@@ -63,7 +70,7 @@ async function main (): Promise<void> {
 
   const lifecycle: Lifecycle = { draining: false }
   const metrics = config.metricsPort === 0 ? undefined : createServiceMetrics({ redisConfigured: config.redisUrl !== undefined })
-  const app = await buildApp(config, { lifecycle, metrics })
+  const app = await buildApp(config, { lifecycle, metrics, browserHelperDir })
   let metricsListener: MetricsListener | undefined
 
   // The first signal drains and closes; a second one (or the budget running out) exits at once with 1.
