@@ -43,7 +43,29 @@ export async function startDemoStack (options: DemoStackOptions = {}): Promise<D
   const helperDir = await mkdtemp(join(tmpdir(), 'chat-token-demo-'))
   await buildBrowserHelper({ outdir: helperDir })
 
+  // Everything is closed in the reverse order it started: at close(), or at once when a later part
+  // fails to start (a port in use, say), so the error goes on without anything left listening.
+  const started: Array<{ close: () => Promise<unknown> }> = [{ close: () => rm(helperDir, { recursive: true, force: true }) }]
+  const closeAll = async (): Promise<void> => {
+    for (const part of [...started].reverse()) await part.close()
+  }
+  try {
+    return await startParts(options, host, { accessToken, jwtSecret, helperDir }, started, closeAll)
+  } catch (error) {
+    await closeAll().catch(() => {})
+    throw error
+  }
+}
+
+async function startParts (
+  options: DemoStackOptions,
+  host: string,
+  { accessToken, jwtSecret, helperDir }: { accessToken: string; jwtSecret: string; helperDir: string },
+  started: Array<{ close: () => Promise<unknown> }>,
+  closeAll: () => Promise<void>
+): Promise<DemoStack> {
   const emulator = await createHubSpotEmulator({ host, port: options.emulatorPort ?? 0, accessTokens: [accessToken] })
+  started.push(emulator)
   const service = await buildApp(loadConfig({
     PORT: '0',
     HOST: host,
@@ -57,10 +79,12 @@ export async function startDemoStack (options: DemoStackOptions = {}): Promise<D
     TRUST_PROXY: host,
     ...options.serviceEnv
   }), { browserHelperDir: helperDir })
+  started.push(service)
   await service.listen({ port: 0, host })
   const serviceUrl = `http://${host}:${(service.server.address() as AddressInfo).port}`
 
   const site = await createDemoSite({ serviceUrl, emulatorUrl: emulator.url, jwtSecret })
+  started.push(site.app)
   await site.app.listen({ port: options.port ?? 0, host })
   const url = `http://${host}:${(site.app.server.address() as AddressInfo).port}`
 
@@ -72,12 +96,7 @@ export async function startDemoStack (options: DemoStackOptions = {}): Promise<D
     serviceUrl,
     site,
     close: () => {
-      closing ??= (async () => {
-        await site.app.close()
-        await service.close()
-        await emulator.close()
-        await rm(helperDir, { recursive: true, force: true })
-      })()
+      closing ??= closeAll()
       return closing
     }
   }
