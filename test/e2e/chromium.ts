@@ -47,6 +47,18 @@ export interface WatchedPage {
   events: () => Promise<ChatEvent[]>
   /** Every fetch() the page has called so far, as `METHOD url`. */
   fetchesStarted: () => Promise<string[]>
+  /** The page's requests to a chat-token URL, in order, on the page's own (possibly fake) clock. */
+  tokenFetches: () => Promise<TokenFetch[]>
+}
+
+export interface TokenFetch {
+  method: string
+  /** Date.now() in the page when fetch() was called. */
+  at: number
+  /** The response headers arrived. */
+  headers: boolean
+  /** Over: failed, aborted, or answered and (for a GET that succeeded) its body read to the end. */
+  done: boolean
 }
 
 export async function watchedPage (context: BrowserContext): Promise<WatchedPage> {
@@ -63,17 +75,72 @@ export async function watchedPage (context: BrowserContext): Promise<WatchedPage
     // sent without waiting for something that should not happen.
     const started: string[] = []
     Object.defineProperty(window, '__fetchesStarted', { value: started })
+    const tokenFetches: TokenFetch[] = []
+    Object.defineProperty(window, '__tokenFetches', { value: tokenFetches })
     const pageFetch = window.fetch.bind(window)
     window.fetch = (input, init) => {
-      started.push(`${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : String(input), location.href).href}`)
-      return pageFetch(input, init)
+      const method = init?.method ?? 'GET'
+      const url = new URL(input instanceof Request ? input.url : String(input), location.href)
+      started.push(`${method} ${url.href}`)
+      if (!url.pathname.endsWith('/chat-token')) return pageFetch(input, init)
+      const entry = { method, at: Date.now(), headers: false, done: false }
+      tokenFetches.push(entry)
+      const finish = (): void => { entry.done = true }
+      return pageFetch(input, init).then(response => {
+        entry.headers = true
+        if (!response.ok || method !== 'GET') {
+          finish()
+        } else {
+          const text = response.text.bind(response)
+          response.text = () => text().finally(finish)
+        }
+        return response
+      }, (error: unknown) => {
+        finish()
+        throw error
+      })
     }
   })
   return {
     page,
     pageErrors,
     events: () => page.evaluate(() => (window as unknown as { __chatEvents: ChatEvent[] }).__chatEvents),
-    fetchesStarted: () => page.evaluate(() => [...(window as unknown as { __fetchesStarted: string[] }).__fetchesStarted])
+    fetchesStarted: () => page.evaluate(() => [...(window as unknown as { __fetchesStarted: string[] }).__fetchesStarted]),
+    tokenFetches: () => tokenFetchesOf(page)
+  }
+}
+
+export function tokenFetchesOf (page: Page): Promise<TokenFetch[]> {
+  return page.evaluate(() => (window as unknown as { __tokenFetches: TokenFetch[] }).__tokenFetches.map(entry => ({ ...entry })))
+}
+
+/** Waits until the page has made at least `count` chat-token requests and every one of them is over. */
+export async function waitForTokenFetches (page: Page, count: number): Promise<TokenFetch[]> {
+  await page.waitForFunction(count => {
+    const fetches = (window as unknown as { __tokenFetches: TokenFetch[] }).__tokenFetches
+    return fetches.length >= count && fetches.every(entry => entry.done)
+  }, count)
+  return tokenFetchesOf(page)
+}
+
+/**
+ * Moves a paused page clock forward in `stepMs` steps until `until()` holds, and returns how far it
+ * moved. Before each step `settled()` must hold, so real network work (which fake time does not
+ * wait for) has caught up: the clock never runs ahead of a request still on its way.
+ */
+export async function runClockUntil (page: Page, options: {
+  until: () => Promise<boolean>
+  settled: () => Promise<boolean>
+  stepMs: number
+  maxMs: number
+}): Promise<number> {
+  const startedAt = await page.evaluate(() => Date.now())
+  for (;;) {
+    const now = await page.evaluate(() => Date.now())
+    if (await options.until()) return now - startedAt
+    if (now - startedAt > options.maxMs) throw new Error(`not reached within ${options.maxMs} ms of page time`)
+    while (!await options.settled()) await new Promise(resolve => setImmediate(resolve))
+    await page.clock.runFor(options.stepMs)
   }
 }
 
