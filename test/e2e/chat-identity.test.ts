@@ -230,24 +230,4 @@ if (browser !== undefined) {
     await waitForEvents(page, 'identified', 2)
     t.equal(site.requests.length, 2, 'refreshed at 80 % of ten minutes')
   })
-
-  t.test('tabs share: a new tab asks the open one, and follows its user switch and logout', async t => {
-    const context = await newContext(t)
-    const site = await fakeSite(context, STARTED_PAGE, n => site.identified(n < 1 ? 'ada@example.com' : 'grace@example.com'))
-    const first = await open(context)
-    await waitForWidget(first.page, { identifiedAs: 'ada@example.com' })
-    const second = await open(context)
-    await waitForWidget(second.page, { identifiedAs: 'ada@example.com' })
-    t.equal(site.requests.length, 1, 'the second tab made no request')
-
-    await callInPage(first.page, 'ChatIdentity.start()')
-    await waitForWidget(second.page, { identifiedAs: 'grace@example.com' })
-    t.equal(site.requests.length, 2, 'the switch was fetched once, by the tab that made it')
-    t.same((await widgetView(second.page)).clears, [{ resetWidget: true }])
-
-    await callInPage(second.page, 'ChatIdentity.logout()')
-    await waitForWidget(first.page, 'anonymous')
-    t.equal((await widgetView(first.page)).settings.identificationToken, undefined)
-    t.same([...first.pageErrors, ...second.pageErrors], [])
-  })
 }
