@@ -1,4 +1,4 @@
-# The HubSpot emulator as an image, for the compose file's `dev` profile. Build context: dev/
+# The HubSpot emulator as an image, for docker-compose.dev.yml. Build context: dev/
 # (see dev/.dockerignore). It runs the TypeScript sources through tsx, as `npm run emulator` does.
 FROM node:24-bookworm-slim
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false

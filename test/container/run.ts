@@ -1,14 +1,20 @@
 import { randomBytes } from 'node:crypto'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createSigner } from 'fast-jwt'
 import { request } from 'undici'
+import { DEV_FILE, PRODUCTION_FILE, documentedSettings, isolatedEnv, serviceEnvironment, writeEnvFile } from './compose.js'
 import { detectCompose, detectEngine, eventually, freePort, must, run } from './engine.js'
 
 /**
  * `npm run test:container`: builds the image and checks it the way it runs in production (read-only
- * root filesystem, no capabilities, no new privileges), then brings up the compose file's dev profile
- * and gets tokens through the load balancer from both replicas. Works with podman (prepared by
- * ../shared/tools/container-env.sh) or Docker. Everything it starts is removed, also on failure.
+ * root filesystem, no capabilities, no new privileges), checks that the production compose file
+ * refuses to start without real settings and passes every setting through, then brings up the dev
+ * compose stack and gets tokens through the load balancer from both replicas. Works with podman
+ * (prepared by ../shared/tools/container-env.sh) or Docker. Everything it starts is removed, also on
+ * failure. Compose never sees this shell's settings or a ./.env (see compose.ts).
  */
 
 process.chdir(fileURLToPath(new URL('../..', import.meta.url)))
@@ -25,6 +31,33 @@ const composeProject = `${runId}stack`
 const ACCESS_TOKEN = `ct-${randomBytes(12).toString('hex')}`
 const JWT_SECRET = randomBytes(24).toString('base64url')
 const DRAIN_MS = 2000
+/** The public demo values of docker-compose.dev.yml. */
+const DEMO_JWT_SECRET = 'demo-only-session-secret-never-use-in-production'
+/** Where the test writes its env files, the token file and the copies of the compose files. */
+const workDir = mkdtempSync(join(tmpdir(), 'chat-token-container-'))
+
+/**
+ * The contract's configuration variables. docker-compose.yml must pass each through, except those it
+ * fixes: the listener, the metrics port, the demo switch, and the token, which comes as a file secret.
+ */
+const CONTRACT_SETTINGS = [
+  'PORT', 'HOST', 'METRICS_PORT', 'LOG_LEVEL', 'TRUST_PROXY', 'HUBSPOT_ACCESS_TOKEN', 'HUBSPOT_ACCESS_TOKEN_FILE',
+  'HUBSPOT_BASE_URL', 'HUBSPOT_API_VERSION', 'HUBSPOT_TIMEOUT_MS', 'HUBSPOT_MAX_RETRIES', 'HUBSPOT_RATE_LIMIT',
+  'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PUBLIC_KEY_FILE', 'JWT_JWKS_URL', 'JWT_JWKS_COOLDOWN_S', 'JWT_ALGORITHMS',
+  'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_CLOCK_TOLERANCE_S', 'JWT_COOKIE', 'EMAIL_CLAIM', 'FIRST_NAME_CLAIM',
+  'LAST_NAME_CLAIM', 'REQUIRE_EMAIL_VERIFIED', 'USER_LOOKUP_URL', 'USER_LOOKUP_AUTH', 'CORS_ORIGINS',
+  'TOKEN_CACHE_TTL_S', 'REDIS_URL', 'TOKEN_CACHE_MAX_ENTRIES', 'HUBSPOT_RATE_LIMIT_REPLICAS', 'RATE_LIMIT_MAX',
+  'RATE_LIMIT_WINDOW_S', 'SHUTDOWN_DRAIN_MS', 'HUBSPOT_ACCOUNT_TIME_ZONE', 'HUBSPOT_DAILY_LIMIT',
+  'ALLOW_HTTP_UPSTREAMS', 'CHAT_TOKEN_DEMO'
+]
+const FIXED_IN_PRODUCTION: Record<string, string | undefined> = {
+  PORT: undefined,
+  HOST: undefined,
+  METRICS_PORT: undefined,
+  HUBSPOT_ACCESS_TOKEN: undefined,
+  HUBSPOT_ACCESS_TOKEN_FILE: '/run/secrets/hubspot_access_token',
+  CHAT_TOKEN_DEMO: 'false'
+}
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; text: string }
 
@@ -33,8 +66,8 @@ async function get (url: string, headers: Record<string, string> = {}): Promise<
   return { status: answer.statusCode, headers: answer.headers, text: await answer.body.text() }
 }
 
-function sessionFor (email: string): Record<string, string> {
-  const jwt = createSigner({ key: JWT_SECRET, expiresIn: 10 * 60 * 1000 })({ sub: email, email })
+function sessionFor (email: string, key = JWT_SECRET): Record<string, string> {
+  const jwt = createSigner({ key, expiresIn: 10 * 60 * 1000 })({ sub: email, email })
   return { authorization: `Bearer ${jwt}` }
 }
 
@@ -49,18 +82,17 @@ async function publishedUrl (container: string, port: number): Promise<string> {
   return `http://127.0.0.1:${line.slice(line.lastIndexOf(':') + 1)}`
 }
 
-const composeEnv = async (): Promise<NodeJS.ProcessEnv> => ({
-  ...process.env,
-  LB_PORT: String(await freePort()),
-  EMULATOR_PORT: String(await freePort()),
-  JWT_SECRET,
-  SHUTDOWN_DRAIN_MS: '1000'
-})
+/** The environment of every compose command: none of the variables the compose files substitute. */
+const composeProcessEnv = isolatedEnv([PRODUCTION_FILE, DEV_FILE])
+/** A compose command on one file, with the env file the test wrote (so ./.env is never read). */
+function composeOn (file: string, envFile: string, project?: string): string[] {
+  return [...compose, '-f', resolve(file), '--env-file', envFile, ...(project === undefined ? [] : ['-p', project])]
+}
 
 let passed = 0
 const figures: string[] = []
-/** Which logs a failure report shows. */
-let stackUp = false
+/** The dev stack's compose command once it is being brought up: a failure report then shows its logs. */
+let composeCommand: string[] | undefined
 
 async function check (name: string, body: () => Promise<void>): Promise<void> {
   const startedAt = Date.now()
@@ -102,6 +134,29 @@ async function main (): Promise<void> {
     expect(engine !== 'podman' || inspected.includes('/healthz'), 'no HEALTHCHECK on /healthz')
   })
 
+  await check('no .env, key or secret reaches the image or its build stage (.dockerignore)', async () => {
+    const listing = (await must([engine, 'run', '--rm', '--entrypoint', 'ls', IMAGE, '-A', '/app'])).trim().split('\n').sort()
+    expect(listing.join(' ') === 'dist node_modules package.json', `/app holds: ${listing.join(' ')}`)
+    // The rules themselves, on a build context holding every kind of file they must keep out.
+    const context = join(workDir, 'context')
+    const planted = ['.env', '.env.local', 'src/.env', 'src/.env.production', 'secrets/hubspot-token', 'session.pem', 'src/tls.key',
+      'node_modules/left/index.js', 'src/node_modules/left/index.js', '.npmrc', '.git/config', 'test/a.test.ts', 'dev/a.ts', 'docker-compose.yml']
+    const kept = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build-browser.mjs', 'src/server.ts', 'src/browser/tsconfig.json']
+    for (const file of [...planted, ...kept]) {
+      mkdirSync(dirname(join(context, file)), { recursive: true })
+      writeFileSync(join(context, file), 'x')
+    }
+    copyFileSync('.dockerignore', join(context, '.dockerignore'))
+    const probeDockerfile = join(workDir, 'probe.Dockerfile')
+    writeFileSync(probeDockerfile, 'FROM node:24-bookworm-slim\nCOPY . /context/\n')
+    const probeImage = `${IMAGE}-context-probe`
+    cleanups.push(() => run([engine, 'rmi', '-f', probeImage]))
+    await must([engine, 'build', '-q', '-t', probeImage, '-f', probeDockerfile, context])
+    const copied = (await must([engine, 'run', '--rm', '--entrypoint', 'find', probeImage, '/context', '-type', 'f']))
+      .trim().split('\n').map(path => path.slice('/context/'.length)).sort()
+    expect(copied.join(' ') === kept.sort().join(' '), `the build context holds: ${copied.join(' ')}`)
+  })
+
   await check('the emulator image builds', async () => {
     await must([engine, 'build', '-t', EMULATOR_IMAGE, '-f', 'dev/emulator.Dockerfile', 'dev'], { timeoutMs: 600_000 })
   })
@@ -116,7 +171,8 @@ async function main (): Promise<void> {
     await must([engine, 'run', '-d', '--name', appName, '--network', network,
       '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
       '-p', '127.0.0.1::3000', '-p', '127.0.0.1::9464',
-      '-e', `HUBSPOT_ACCESS_TOKEN=${ACCESS_TOKEN}`, '-e', `HUBSPOT_BASE_URL=http://${emulatorName}:8090`,
+      // The emulator is plain http on a private network.
+      '-e', `HUBSPOT_ACCESS_TOKEN=${ACCESS_TOKEN}`, '-e', `HUBSPOT_BASE_URL=http://${emulatorName}:8090`, '-e', 'ALLOW_HTTP_UPSTREAMS=true',
       '-e', `JWT_SECRET=${JWT_SECRET}`, '-e', `SHUTDOWN_DRAIN_MS=${DRAIN_MS}`, IMAGE])
     appUrl = await publishedUrl(appName, 3000)
     metricsUrl = await publishedUrl(appName, 9464)
@@ -192,29 +248,105 @@ async function main (): Promise<void> {
   })
   await cleanUp()
 
-  await check('docker-compose.yml is valid', async () => {
-    await must([...compose, '-f', 'docker-compose.yml', 'config', '-q'])
-    await must([...compose, '-f', 'docker-compose.yml', '--profile', 'dev', 'config', '-q'])
+  // --- docker-compose.yml: production, no defaults for credentials
+  const tokenFile = join(workDir, 'hubspot-token')
+  writeFileSync(tokenFile, `${ACCESS_TOKEN}\n`)
+  // The replicas run as uid 1000 and compose mounts the secret file as it is.
+  chmodSync(tokenFile, 0o644)
+  const emptyEnvFile = writeEnvFile(join(workDir, 'empty.env'), {})
+  const productionSettings = { HUBSPOT_ACCESS_TOKEN_FILE: tokenFile, CHAT_TOKEN_IMAGE: IMAGE }
+  const productionEnvFile = writeEnvFile(join(workDir, 'production.env'), { ...productionSettings, JWT_JWKS_URL: 'https://idp.example.test/.well-known/jwks.json' })
+  const productionProject = `${runId}prod`
+
+  await check(`${PRODUCTION_FILE} refuses to start without the HubSpot token file, naming the variable`, async () => {
+    const refused = await run([...composeOn(PRODUCTION_FILE, emptyEnvFile), 'config', '-q'], { env: composeProcessEnv })
+    const message = `${refused.stdout}${refused.stderr}`.trim()
+    expect(refused.code !== 0, `config passed without any setting:\n${message}`)
+    expect(/Missing mandatory value/.test(message) && message.includes('set HUBSPOT_ACCESS_TOKEN_FILE to a file holding the HubSpot access token'), `message: ${message}`)
+    figures.push(`${PRODUCTION_FILE} without settings: ${message.slice(message.lastIndexOf(': ') + 2)}`)
   })
 
-  const env = await composeEnv()
-  const lbUrl = `http://127.0.0.1:${env.LB_PORT}`
-  const stackEmulatorUrl = `http://127.0.0.1:${env.EMULATOR_PORT}`
-  const composeCommand = [...compose, '-f', 'docker-compose.yml', '-p', composeProject, '--profile', 'dev']
+  await check(`with the real settings ${PRODUCTION_FILE} passes; it passes every documented setting through and holds no demo value`, async () => {
+    const config = await must([...composeOn(PRODUCTION_FILE, productionEnvFile), 'config'], { env: composeProcessEnv })
+    const settings = new Set([...CONTRACT_SETTINGS, ...documentedSettings(readFileSync('README.md', 'utf8'))])
+    for (const service of ['app1', 'app2']) {
+      const environment = serviceEnvironment(config, service)
+      const missing = [...settings].filter(name => !(name in FIXED_IN_PRODUCTION) && !environment.has(name))
+      expect(missing.length === 0, `${service} does not pass through: ${missing.join(', ')}`)
+      for (const [name, value] of Object.entries(FIXED_IN_PRODUCTION)) {
+        expect(environment.get(name) === value, `${service}: ${name} is ${environment.get(name) ?? 'unset'}, not ${value ?? 'unset'}`)
+      }
+      expect(environment.get('JWT_JWKS_URL') === 'https://idp.example.test/.well-known/jwks.json', `${service}: JWT_JWKS_URL is ${environment.get('JWT_JWKS_URL')}`)
+      expect(environment.get('JWT_SECRET') === '', `${service}: JWT_SECRET is "${environment.get('JWT_SECRET')}"`)
+    }
+    expect(!config.includes(DEMO_JWT_SECRET) && !/emulator/i.test(config), 'the production configuration holds a demo value or the emulator')
+    expect(!config.includes(ACCESS_TOKEN), 'the access token shows in the configuration')
+  })
 
-  await check('the dev profile comes up with no credentials and the load balancer is ready', async () => {
-    cleanups.push(() => run([...composeCommand, 'down', '-v', '--remove-orphans', '-t', '20'], { env, timeoutMs: 180_000 }))
+  await check(`${PRODUCTION_FILE}'s replicas read the token file and exit 1 without a JWT setting, or with the published demo secret`, async () => {
+    cleanups.push(() => run([...composeOn(PRODUCTION_FILE, productionEnvFile, productionProject), 'down', '-v', '--remove-orphans'], { env: composeProcessEnv }))
+    const cases: Array<{ env: Record<string, string>; says: string }> = [
+      { env: {}, says: 'exactly one of JWT_SECRET, JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE), JWT_JWKS_URL must be set (0 are)' },
+      { env: { JWT_SECRET: DEMO_JWT_SECRET }, says: 'is the demo secret published in this repository' }
+    ]
+    for (const [index, { env, says }] of cases.entries()) {
+      const envFile = writeEnvFile(join(workDir, `refused-${index}.env`), { ...productionSettings, ...env })
+      const started = await run([...composeOn(PRODUCTION_FILE, envFile, productionProject), 'run', '--rm', '--no-deps', '-T', 'app1'], { env: composeProcessEnv, timeoutMs: 60_000 })
+      const output = `${started.stdout}${started.stderr}`
+      expect(started.code === 1, `exit code ${started.code} with ${JSON.stringify(env)}:\n${output}`)
+      expect(output.includes('Invalid configuration (1 problem)') && output.includes(says), `with ${JSON.stringify(env)}:\n${output}`)
+    }
+  })
+
+  const lbPort = await freePort()
+  const emulatorPort = await freePort()
+  const devEnvFile = writeEnvFile(join(workDir, 'dev.env'), { LB_PORT: String(lbPort), EMULATOR_PORT: String(emulatorPort), SHUTDOWN_DRAIN_MS: '3000' })
+
+  await check('a ./.env in the project folder cannot reach the stacks under test (every compose command gets --env-file)', async () => {
+    // A copy of the project's compose files next to a .env such as `cp .env.example .env` leaves.
+    const project = join(workDir, 'project')
+    for (const dir of ['dev/lb', 'dev/hubspot-emulator']) mkdirSync(join(project, dir), { recursive: true })
+    for (const file of [PRODUCTION_FILE, DEV_FILE]) copyFileSync(file, join(project, file))
+    writeFileSync(join(project, '.env'), [
+      'JWT_SECRET=', 'HUBSPOT_BASE_URL=https://api.hubapi.com', `HUBSPOT_ACCESS_TOKEN_FILE=${join(project, 'hostile-token')}`,
+      'LOG_LEVEL=hostile-log-level', 'LB_PORT=1', 'CHAT_TOKEN_IMAGE=hostile/image', 'SHUTDOWN_DRAIN_MS=99', ''
+    ].join('\n'))
+    const hostile = /hostile|api\.hubapi\.com|\b99\b|127\.0\.0\.1:1:/
+    for (const [file, envFile] of [[PRODUCTION_FILE, productionEnvFile], [DEV_FILE, devEnvFile]] as const) {
+      // Without --env-file compose reads the project folder's .env: the copy is a fair trap.
+      const trapped = await must([...compose, '-f', join(project, file), 'config'], { env: composeProcessEnv })
+      expect(hostile.test(trapped), `${file}: the planted .env was not read at all, so this check proves nothing`)
+      const config = await must([...compose, '-f', join(project, file), '--env-file', envFile, 'config'], { env: composeProcessEnv })
+      expect(!hostile.test(config), `${file}: a value of the planted .env reached the configuration: ${hostile.exec(config)?.[0]}`)
+    }
+  })
+
+  await check(`${DEV_FILE} is valid and runs in demo mode only`, async () => {
+    const config = await must([...composeOn(DEV_FILE, devEnvFile), 'config'], { env: composeProcessEnv })
+    for (const service of ['app1', 'app2']) {
+      const environment = serviceEnvironment(config, service)
+      expect(environment.get('CHAT_TOKEN_DEMO') === 'true' && environment.get('ALLOW_HTTP_UPSTREAMS') === 'true' && environment.get('HUBSPOT_BASE_URL') === 'http://emulator:8090',
+        `${service}: ${JSON.stringify(Object.fromEntries(environment))}`)
+    }
+  })
+
+  const lbUrl = `http://127.0.0.1:${lbPort}`
+  const stackEmulatorUrl = `http://127.0.0.1:${emulatorPort}`
+  const devCompose = composeOn(DEV_FILE, devEnvFile, composeProject)
+  composeCommand = devCompose
+
+  await check(`the dev stack (${DEV_FILE}) comes up with no credentials and the load balancer is ready`, async () => {
+    cleanups.push(() => run([...devCompose, 'down', '-v', '--remove-orphans', '-t', '20'], { env: composeProcessEnv, timeoutMs: 180_000 }))
     const upStart = Date.now()
-    stackUp = true
-    await must([...composeCommand, 'up', '-d', '--build'], { env, timeoutMs: 900_000 })
+    await must([...devCompose, 'up', '-d', '--build'], { env: composeProcessEnv, timeoutMs: 900_000 })
     await eventually('the load balancer to answer /readyz', 120_000, async () => (await get(`${lbUrl}/readyz`)).status === 200 ? true : undefined)
-    // The replicas do not depend on the emulator (it is in a profile), so it may still be starting.
+    // The replicas do not depend on the emulator, so it may still be starting.
     await eventually('the emulator to answer', 60_000, async () => (await get(`${stackEmulatorUrl}/__emulator/health`)).status === 200 ? true : undefined)
-    figures.push(`compose dev profile up in ${((Date.now() - upStart) / 1000).toFixed(0)} s`)
+    figures.push(`compose dev stack up in ${((Date.now() - upStart) / 1000).toFixed(0)} s`)
   })
 
   await check('tokens through the load balancer come from both replicas, which share Redis', async () => {
-    const session = sessionFor('lin@example.com')
+    const session = sessionFor('lin@example.com', DEMO_JWT_SECRET)
     const servedBy = new Set<string>()
     const tokens = new Set<string>()
     for (let attempt = 0; attempt < 20 && servedBy.size < 2; attempt++) {
@@ -234,7 +366,7 @@ async function main (): Promise<void> {
     }
   })
 
-  await check('the stack tears down', async () => {
+  await check('the stacks tear down', async () => {
     await cleanUp()
   })
   figures.push(`whole container test: ${((Date.now() - startedAt) / 1000).toFixed(0)} s`)
@@ -242,23 +374,28 @@ async function main (): Promise<void> {
 
 const stopOnSignal = (signal: NodeJS.Signals): void => {
   process.stdout.write(`# ${signal}: removing what was started\n`)
-  void cleanUp().finally(() => process.exit(1))
+  void cleanUp().finally(() => {
+    rmSync(workDir, { recursive: true, force: true })
+    process.exit(1)
+  })
 }
 process.once('SIGINT', stopOnSignal)
 process.once('SIGTERM', stopOnSignal)
 
 main().then(
   () => {
+    rmSync(workDir, { recursive: true, force: true })
     for (const figure of figures) process.stdout.write(`# ${figure}\n`)
     process.stdout.write(`container: ${passed} passed, 0 failed\n`)
   },
   async (error: unknown) => {
     process.stdout.write(`not ok ${passed + 1} - ${error instanceof Error ? error.message : String(error)}\n`)
-    const logs = stackUp
-      ? await run([...compose, '-f', 'docker-compose.yml', '-p', composeProject, '--profile', 'dev', 'logs', '--no-color', '--tail', '30'])
+    const logs = composeCommand !== undefined
+      ? await run([...composeCommand, 'logs', '--no-color', '--tail', '30'], { env: composeProcessEnv })
       : await run([engine, 'logs', '--tail', '40', appName])
     process.stdout.write(`# logs:\n${logs.stdout}${logs.stderr}\n`)
     await cleanUp()
+    rmSync(workDir, { recursive: true, force: true })
     for (const figure of figures) process.stdout.write(`# ${figure}\n`)
     process.stdout.write(`container: ${passed} passed, 1 failed\n`)
     process.exitCode = 1
