@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AttemptReport } from '../hubspot/client.js'
-import type { BreakerState, TokenEvents } from '../tokens/token-events.js'
+import { type BreakerState, type RedisDegradation, redisDegradations, type TokenEvents } from '../tokens/token-events.js'
 
 /**
  * Everything the service measures, in one Prometheus registry per instance: tests build several apps
@@ -81,6 +81,14 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
   const redisUp = options.redisConfigured === true
     ? new Gauge({ name: `${PREFIX}redis_up`, help: '1 while Redis answers, 0 while it does not', registers: [registry] })
     : undefined
+  const redisDegraded = options.redisConfigured === true
+    ? new Gauge({
+      name: `${PREFIX}redis_degraded`,
+      help: '1 for what is wrong with Redis now (unreachable; oom, readonly, noperm, misconf: writes refused; evicting: keys evicted at maxmemory), 0 for the rest; all 0 while it is fully usable',
+      labelNames: ['reason'] as const,
+      registers: [registry]
+    })
+    : undefined
 
   // Series that alerts divide or compare exist from the start, so rate() and ratios work before the first event.
   cacheLookups.inc({ result: 'hit' }, 0)
@@ -89,6 +97,10 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
     for (const state of breakerStates) breakerState.set({ state }, state === current ? 1 : 0)
   }
   setBreakerState('closed')
+  const setRedisDegraded = (current: RedisDegradation | undefined): void => {
+    for (const reason of redisDegradations) redisDegraded?.set({ reason }, reason === current ? 1 : 0)
+  }
+  setRedisDegraded(undefined)
 
   return {
     registry,
@@ -106,7 +118,8 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
       budgetRefused: () => budgetRefusals.inc(),
       sendHeldBack: () => sendsHeldBack.inc(),
       breakerState: setBreakerState,
-      redisUp: up => redisUp?.set(up ? 1 : 0)
+      redisUp: up => redisUp?.set(up ? 1 : 0),
+      redisDegraded: setRedisDegraded
     }
   }
 }

@@ -64,11 +64,10 @@ export interface RedisLink {
   defineScript: (name: string, numberOfKeys: number, lua: string) => ScriptCall
   /** Calls `listener` with each message published on `channel` (re-subscribed after reconnects). */
   subscribe: (channel: string, listener: (message: string) => void) => void
-  /**
-   * Runs whenever Redis is back to full service, before any caller sees it so: after every down → up
-   * transition, and when it accepts writes again or stops evicting keys.
-   */
+  /** Runs after every down → up transition, before any caller sees Redis as usable again. */
   onUp: (listener: () => void) => void
+  /** Runs when Redis accepts writes again after refusing them. */
+  onWritesAccepted: (listener: () => void) => void
   isUp: () => boolean
   /** Reachable, and writes are not being held back after a refusal. */
   writable: () => boolean
@@ -188,9 +187,10 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   let memoryChecksRefused = false
   let memoryTimer: NodeJS.Timeout | undefined
   let firstMemoryCheck: Promise<void> = Promise.resolve()
-  /** Last degradation reported to the listeners and events; null before the first. */
+  /** Last degradation reported; null before the first. */
   let reported: RedisDegradation | undefined | null = null
   const upListeners: Array<() => void> = []
+  const writeListeners: Array<() => void> = []
   const channelListeners = new Map<string, Array<(message: string) => void>>()
 
   function degradation (): RedisDegradation | undefined {
@@ -198,12 +198,11 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     return writesRefused ?? (evictingPolicy === undefined ? undefined : 'evicting')
   }
 
-  /** Reports a change of what is wrong with Redis; back to full service, the onUp listeners run first. */
+  /** Reports a change of what is wrong with Redis. */
   function settle (): void {
     const current = degradation()
     if (current === reported) return
     reported = current
-    if (current === undefined) for (const listener of upListeners) listener()
     events.redisDegraded(current)
   }
 
@@ -214,6 +213,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     if (next) {
       suspensionMs = FIRST_SUSPENSION_MS
       if (writesRefused !== undefined) scheduleWriteProbe(Math.max(0, writesPausedUntil - clock.now()))
+      for (const listener of upListeners) listener()
       settle()
       log.info('redis reachable: token cache, locks and budget are shared')
     } else {
@@ -241,6 +241,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     writesRefused = undefined
     writesAcceptedSince = clock.now()
     log.info('redis accepts writes again')
+    for (const listener of writeListeners) listener()
     settle()
   }
 
@@ -383,6 +384,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     defineScript,
     subscribe,
     onUp: listener => { upListeners.push(listener) },
+    onWritesAccepted: listener => { writeListeners.push(listener) },
     isUp: () => up === true && usable(),
     writable: () => up === true && usable() && clock.now() >= writesPausedUntil,
     degradation,

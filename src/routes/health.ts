@@ -6,7 +6,8 @@ export interface Lifecycle {
 }
 
 export type CheckStatus = 'ok' | 'degraded' | 'failing'
-export type ReadinessCheck = () => CheckStatus
+/** A status, or a status and why (shown under `reasons` beside `checks`). */
+export type ReadinessCheck = () => CheckStatus | { status: CheckStatus; reason: string }
 
 export interface HealthRouteOptions {
   lifecycle: Lifecycle
@@ -21,12 +22,21 @@ export async function healthRoutes (app: FastifyInstance, { lifecycle, checks }:
 
   app.get('/readyz', async (_request, reply) => {
     const results: Record<string, CheckStatus> = { shutdown: lifecycle.draining ? 'failing' : 'ok' }
-    for (const [name, check] of Object.entries(checks)) results[name] = check()
+    const reasons: Record<string, string> = {}
+    for (const [name, check] of Object.entries(checks)) {
+      const result = check()
+      if (typeof result === 'string') {
+        results[name] = result
+      } else {
+        results[name] = result.status
+        reasons[name] = result.reason
+      }
+    }
     // Only draining makes a replica unready: a degraded dependency is served around, and taking every
     // replica out of the load balancer at once would turn a partial outage into a full one.
     const ready = !lifecycle.draining
     const status = ready ? (Object.values(results).every(result => result === 'ok') ? 'ready' : 'degraded') : 'draining'
     reply.code(ready ? 200 : 503).header('cache-control', 'no-store')
-    return { status, checks: results }
+    return Object.keys(reasons).length === 0 ? { status, checks: results } : { status, checks: results, reasons }
   })
 }

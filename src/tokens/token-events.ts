@@ -4,6 +4,14 @@
  */
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
+/**
+ * Why Redis cannot be fully relied on: it does not answer (`unreachable`), it answers reads but refuses
+ * writes (`oom` at maxmemory with noeviction, `readonly` replica, `noperm` ACL, `misconf` failing
+ * persistence), or it evicts keys at maxmemory (`evicting`).
+ */
+export type RedisDegradation = 'unreachable' | 'oom' | 'readonly' | 'noperm' | 'misconf' | 'evicting'
+export const redisDegradations: readonly RedisDegradation[] = ['unreachable', 'oom', 'readonly', 'noperm', 'misconf', 'evicting']
+
 export interface TokenEvents {
   cacheHit: () => void
   cacheMiss: () => void
@@ -15,6 +23,8 @@ export interface TokenEvents {
   sendHeldBack: () => void
   breakerState: (state: BreakerState) => void
   redisUp: (up: boolean) => void
+  /** What is wrong with Redis now; undefined once it is fully usable again. */
+  redisDegraded: (reason: RedisDegradation | undefined) => void
 }
 
 export const noTokenEvents: TokenEvents = {
@@ -24,5 +34,6 @@ export const noTokenEvents: TokenEvents = {
   budgetRefused: () => {},
   sendHeldBack: () => {},
   breakerState: () => {},
-  redisUp: () => {}
+  redisUp: () => {},
+  redisDegraded: () => {}
 }

@@ -30,7 +30,7 @@ export interface TokenServices {
   issuerFor: (hubspot: HubSpotClient) => TokenIssuer
   /** Present in Redis mode, for the per-caller rate limit's store. */
   redis: RedisLink | undefined
-  /** For /readyz: `redis: 'ok' | 'degraded'` in Redis mode. */
+  /** For /readyz: `redis: 'ok' | 'degraded'` in Redis mode, with the reason when degraded. */
   checks: Record<string, ReadinessCheck>
   close: () => Promise<void>
 }
@@ -81,7 +81,14 @@ export async function createTokenServices (config: Config, options: TokenService
     gate,
     issuerFor: hubspot => createCachingIssuer({ hubspot, store, timeoutMs, clock, events }),
     redis,
-    checks: redis === undefined ? {} : { redis: () => redis.isUp() ? 'ok' : 'degraded' },
+    checks: redis === undefined
+      ? {}
+      : {
+          redis: () => {
+            const health = redis.health()
+            return health.status === 'ok' ? 'ok' : { status: 'degraded', reason: `${health.reason}: ${health.detail}` }
+          }
+        },
     close: async () => { await redis?.close() }
   }
 }
