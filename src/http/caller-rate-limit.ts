@@ -15,7 +15,7 @@ export interface CallerRateLimitOptions {
   max: number
   windowS: number
   redis: RedisLink | undefined
-  /** The caller's identity for counting (JWT subject, else client IP), already hashed. */
+  /** The caller's identity for counting (verified JWT subject, else verified email), already hashed. */
   callerKey: (request: FastifyRequest) => string
   clock?: Clock
 }

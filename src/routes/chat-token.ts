@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { IdentityConfig } from '../config.js'
-import { type Identity, identityFromClaims, type SessionClaims } from '../auth/identity.js'
+import { normaliseEmail } from '../auth/email.js'
+import { claimValue, type Identity, identityFromClaims, type SessionClaims } from '../auth/identity.js'
 import type { VerifiedSession } from '../auth/session.js'
 import type { UserDirectory } from '../auth/user-lookup.js'
 import { createAnswerByDeadline } from '../http/answer-by-deadline.js'
@@ -50,8 +51,8 @@ const chatTokenResponse = {
  * request: the hashes and the claim checks were a fifth of a cache hit's cost.
  */
 interface ClaimsFacts {
-  /** The per-caller limit's key for the subject; null when the claims have no usable subject. */
-  subjectKey?: string | null
+  /** The per-caller limit's key (see callerKeyFor). */
+  callerKey?: string
   /** Set only for identities taken from the claims: a directory answer is looked up every time. */
   identity?: Identity
   emailHash?: string
@@ -74,17 +75,27 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
     }
     return facts
   }
-  function subjectKey (claims: SessionClaims): string | null {
+  /**
+   * The per-caller limit's key for a verified session: its subject; else its email, normalised exactly
+   * as the identity mapping will (so no spelling of one address is another caller); else one key for
+   * every session that has neither (those can only be refused, 422, at no cost). Never the client IP
+   * once the session is verified: many people share one address behind a NAT or a proxy.
+   */
+  function callerKeyFor (claims: SessionClaims): string {
     const facts = factsFor(claims)
-    if (facts.subjectKey === undefined) {
+    if (facts.callerKey === undefined) {
       const subject = claims.sub
-      facts.subjectKey = typeof subject === 'string' && subject !== '' ? `s:${options.hashEmail(`sub\u0000${subject}`)}` : null
+      const email = normaliseEmail(claimValue(claims, options.identity.emailClaim))
+      facts.callerKey = typeof subject === 'string' && subject !== ''
+        ? `s:${options.hashEmail(`sub\u0000${subject}`)}`
+        : email === undefined ? 'n:' : `e:${options.hashEmail(`email\u0000${email}`)}`
     }
-    return facts.subjectKey
+    return facts.callerKey
   }
 
   // Verification runs before the per-caller limit (a preHandler added after this one by the rate-limit
-  // plugin), so callers are counted by their verified subject and forged tokens cannot spend anyone's quota.
+  // plugin), so callers are counted by their verified subject or email and forged tokens cannot spend
+  // anyone's quota.
   async function verify (request: FastifyRequest): Promise<void> {
     const session = await app.verifySession(request)
     if (session.source === 'cookie') assertCookieOriginAllowed(request, allowedOrigins)
@@ -94,7 +105,8 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
     ...options.callerLimit,
     callerKey: request => {
       const claims = request.verifiedSession?.claims
-      return (claims === undefined ? null : subjectKey(claims)) ?? `i:${options.hashEmail(`ip\u0000${request.ip}`)}`
+      // The address only for a request whose session could not be verified.
+      return claims === undefined ? `i:${options.hashEmail(`ip\u0000${request.ip}`)}` : callerKeyFor(claims)
     }
   })
   const routeConfig = {

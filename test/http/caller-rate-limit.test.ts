@@ -62,14 +62,43 @@ t.test('the limit runs after session verification: bad tokens are refused as suc
   t.equal((await service.get('/chat-token', ada)).status, 200, 'the real user-1 still has its whole quota')
 })
 
-t.test('without a subject the caller is its client IP, as TRUST_PROXY says', async t => {
+t.test('without a subject the caller is its verified email, never its address', async t => {
   const emulator = await startEmulator(t, roomy)
   const service = await startService(t, env(emulator, { TRUST_PROXY: '1' }))
-  const noSubject = bearer(signSession({ email: 'ada@example.com' }))
-  const from = (ip: string): Record<string, string> => ({ ...noSubject, 'x-forwarded-for': ip })
-  for (let i = 0; i < 3; i++) t.equal((await service.get('/chat-token', from('203.0.113.7'))).status, 200)
-  t.equal((await service.get('/chat-token', from('203.0.113.7'))).status, 429)
-  t.equal((await service.get('/chat-token', from('198.51.100.9'))).status, 200, 'another client behind the same proxy')
+  const from = (email: string, ip: string): Record<string, string> => ({ ...bearer(signSession({ email })), 'x-forwarded-for': ip })
+  // One person, spelled three ways and coming from three addresses: one caller.
+  t.equal((await service.get('/chat-token', from('ada@example.com', '203.0.113.7'))).status, 200)
+  t.equal((await service.get('/chat-token', from(' Ada@Example.COM', '198.51.100.9'))).status, 200)
+  t.equal((await service.get('/chat-token', from('ADA@EXAMPLE.COM ', '192.0.2.44'))).status, 200)
+  const limited = await service.get('/chat-token', from('ada@example.com', '192.0.2.45'))
+  t.equal(limited.status, 429, 'a fourth request by the same email is limited from a new address')
+  t.equal(limited.json().code, 'rate_limited')
+  // Others behind the same address are other callers.
+  t.equal((await service.get('/chat-token', from('bob@example.com', '203.0.113.7'))).status, 200)
+  t.equal((await service.send('DELETE', '/chat-token', from('carol@example.com', '203.0.113.7'))).status, 204)
+})
+
+t.test('the email key follows EMAIL_CLAIM, read as the identity mapping reads it', async t => {
+  const emulator = await startEmulator(t, roomy)
+  const service = await startService(t, env(emulator, { EMAIL_CLAIM: 'https://example.com/email', RATE_LIMIT_MAX: '2', TRUST_PROXY: '1' }))
+  const ada = (other: string, ip: string): Record<string, string> => ({
+    ...bearer(signSession({ 'https://example.com/email': 'Ada@Example.com', email: other })),
+    'x-forwarded-for': ip
+  })
+  t.equal((await service.get('/chat-token', ada('one@example.com', '203.0.113.1'))).status, 200)
+  t.equal((await service.get('/chat-token', ada('two@example.com', '203.0.113.2'))).status, 200)
+  t.equal((await service.get('/chat-token', ada('three@example.com', '203.0.113.3'))).status, 429, 'counted by the configured claim, not by "email"')
+})
+
+t.test('sessions with neither a subject nor a usable email share one key and cost no one else\'s quota', async t => {
+  const emulator = await startEmulator(t, roomy)
+  const service = await startService(t, env(emulator, { TRUST_PROXY: '1' }))
+  for (let i = 0; i < 3; i++) {
+    const answer = await service.get('/chat-token', { ...bearer(signSession({ email: `not-an-email-${i}` })), 'x-forwarded-for': `203.0.113.${i}` })
+    t.equal(answer.status, 422)
+  }
+  t.equal((await service.get('/chat-token', bearer(signSession({ name: 'nobody' })))).status, 429, 'the fourth such session is limited')
+  t.equal((await service.get('/chat-token', bearer(signSession({ email: 'ada@example.com' })))).status, 200, 'a person with an email is not')
 })
 
 t.test('/healthz and /readyz are not limited', async t => {
