@@ -102,7 +102,8 @@ t.test('a CORS answer keeps Vary: Origin and adds Accept-Encoding; the caller ma
   const { dir } = await browserHelperBundle()
   const site = 'https://www.example.com'
   const service = await startService(t, baseEnv(undefined, { CORS_ORIGINS: site }), { browserHelperDir: dir })
-  for (const headers of [{ origin: site }, { origin: site, 'accept-encoding': 'gzip' }, { origin: site, 'if-none-match': '*' }]) {
+  const requests: Array<Record<string, string>> = [{ origin: site }, { origin: site, 'accept-encoding': 'gzip' }, { origin: site, 'if-none-match': '*' }]
+  for (const headers of requests) {
     const answer = await service.get('/chat-identity.js', headers)
     t.equal(answer.headers['access-control-allow-origin'], site)
     const vary = String(answer.headers.vary).split(',').map(field => field.trim().toLowerCase())
