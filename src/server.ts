@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { parseEnv } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { type Config, ConfigError, type Env, loadConfig } from './config.js'
+import { type Config, ConfigError, loadConfig } from './config.js'
+import { processEnvironment } from './environment.js'
 import { type MetricsListener, startMetricsListener } from './metrics/listener.js'
 import { createServiceMetrics } from './metrics/service-metrics.js'
 import type { Lifecycle } from './routes/health.js'
@@ -17,12 +16,6 @@ import { startupSummary } from './startup.js'
  * `npm run dev` runs this file from src/ (dev/dev-server.ts bundles the helper there first).
  */
 const browserHelperDir = fileURLToPath(new URL('../dist/public/', import.meta.url))
-
-/** Variables from ./.env, if present; the real environment wins. */
-function environment (): Env {
-  const fromFile = existsSync('.env') ? parseEnv(readFileSync('.env', 'utf8')) : {}
-  return { ...fromFile, ...process.env }
-}
 
 /** Start-up failed for a reason one line explains: printed as it is, without a stack trace. */
 class StartupError extends Error {}
@@ -59,7 +52,7 @@ function shutdownBudgetMs (config: Config): number {
 async function main (): Promise<void> {
   let config
   try {
-    config = loadConfig(environment())
+    config = loadConfig(processEnvironment())
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`chat-token: ${error.message}\n`)
