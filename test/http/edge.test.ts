@@ -50,7 +50,7 @@ t.test('CORS: exact listed origins only, with credentials, and a cached prefligh
   const answer = await service.get('/chat-token', { origin: APP_ORIGIN, ...bearer(signSession({ sub: 'u1', email: 'ada@example.com' })) })
   t.equal(answer.status, 200)
   t.equal(answer.headers['access-control-allow-origin'], APP_ORIGIN)
-  t.equal(answer.headers['access-control-expose-headers'], 'retry-after, x-request-id')
+  t.equal(answer.headers['access-control-expose-headers'], 'date, retry-after, x-request-id')
 
   const refusal = await service.get('/chat-token', { origin: APP_ORIGIN })
   t.equal(refusal.status, 401)
