@@ -8,6 +8,7 @@ import { type MetricsListener, startMetricsListener } from './metrics/listener.j
 import { createServiceMetrics } from './metrics/service-metrics.js'
 import type { Lifecycle } from './routes/health.js'
 import { startupSummary } from './startup.js'
+import { startTracing } from './telemetry/start.js'
 
 /** The one file that touches the process: environment, listening, signals. */
 
@@ -63,7 +64,10 @@ async function main (): Promise<void> {
 
   const lifecycle: Lifecycle = { draining: false }
   const metrics = config.metricsPort === 0 ? undefined : createServiceMetrics({ redisConfigured: config.redisUrl !== undefined })
+  // Before buildApp, which is early enough for every instrumentation (see telemetry/start.ts).
+  const tracing = await startTracing(processEnvironment(), { directoryTemplate: config.userLookup?.urlTemplate, redis: config.redisUrl !== undefined })
   const app = await buildApp(config, { lifecycle, metrics, browserHelperDir })
+  if (tracing.enabled) app.log.info({ tracesUrl: tracing.tracesUrl }, 'tracing on')
   let metricsListener: MetricsListener | undefined
 
   // The first signal drains and closes; a second one (or the budget running out) exits at once with 1.
@@ -86,6 +90,7 @@ async function main (): Promise<void> {
     // onClose hooks close the HubSpot pool, the user directory and Redis.
     await app.close()
     await metricsListener?.close()
+    await tracing.shutdown()
     app.log.info({ ms: Date.now() - startedAt }, 'closed')
   })
 

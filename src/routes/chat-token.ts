@@ -9,6 +9,7 @@ import { registerCallerRateLimit } from '../http/caller-rate-limit.js'
 import { assertCookieOriginAllowed } from '../http/origin-check.js'
 import type { RedisLink } from '../redis/connection.js'
 import type { Clock } from '../deadline.js'
+import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 import { IDENTIFICATION_TOKEN_LIFETIME_MS, type TokenIssuer } from '../tokens/token-issuer.js'
 
 declare module 'fastify' {
@@ -97,7 +98,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
   // plugin), so callers are counted by their verified subject or email and forged tokens cannot spend
   // anyone's quota.
   async function verify (request: FastifyRequest): Promise<void> {
-    const session = await app.verifySession(request)
+    const session = await withSpan(STAGE_SPANS.verifySession, NO_ATTRIBUTES, () => app.verifySession(request), found => ({ [STAGE_ATTRIBUTES.sessionSource]: found.source }))
     if (session.source === 'cookie') assertCookieOriginAllowed(request, allowedOrigins)
     request.verifiedSession = session
   }

@@ -6,6 +6,7 @@ import type { HubSpotClient, MintedToken } from '../hubspot/client.js'
 import { cacheKeyFor, type TokenStore } from './token-cache.js'
 import type { TokenEvents } from './token-events.js'
 import type { TokenIssuer } from './token-issuer.js'
+import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 
 export interface CachingIssuerOptions {
   hubspot: HubSpotClient
@@ -28,7 +29,7 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   async function tokenFor (identity: Identity, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
     const startedAt = receivedAt
     const key = cacheKeyFor(identity)
-    const cached = await store.lookup(key)
+    const cached = await withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES, () => store.lookup(key), found => ({ [STAGE_ATTRIBUTES.cacheHit]: found !== undefined }))
     if (cached !== undefined) {
       events.cacheHit()
       return cached
@@ -38,13 +39,14 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
     const deadline = new Deadline(Math.max(1, timeoutMs - (clock.now() - startedAt)), clock)
     const flightKey = `${key.email}\n${key.fingerprint}`
     let flight = flights.get(flightKey)
+    const joined = flight !== undefined
     if (flight === undefined) {
       flight = store.fill(key, deadline, () => hubspot.createVisitorToken(identity, deadline, log))
       flights.set(flightKey, flight)
       const done = (): void => { flights.delete(flightKey) }
       flight.then(done, done)
     }
-    return withinDeadline(flight, deadline)
+    return withSpan(STAGE_SPANS.singleFlightWait, { [STAGE_ATTRIBUTES.flightJoined]: joined }, () => withinDeadline(flight, deadline))
   }
 
   return {

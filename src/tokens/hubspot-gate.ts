@@ -3,6 +3,7 @@ import type { AttemptGate, SendPermit } from '../hubspot/client.js'
 import type { CircuitBreaker } from './circuit-breaker.js'
 import { type Slot, acquireSlot, type OutboundBudget } from './outbound-budget.js'
 import type { TokenEvents } from './token-events.js'
+import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 
 export interface HubSpotGateOptions {
   breaker: CircuitBreaker
@@ -24,11 +25,11 @@ export function createHubSpotGate (options: HubSpotGateOptions): AttemptGate {
   const { breaker, budget, events, clock, callHeadroomMs, lateToleranceMs } = options
   return {
     before: async deadline => {
-      const probe = breaker.admit()
+      const probe = withSpan(STAGE_SPANS.breakerDecision, NO_ATTRIBUTES, () => breaker.admit(), isProbe => ({ [STAGE_ATTRIBUTES.breakerProbe]: isProbe }))
       const permitFor = async (missed?: Slot): Promise<SendPermit> => {
         let slot: Slot
         try {
-          slot = await acquireSlot(budget, deadline, { events, clock, callHeadroomMs, lateToleranceMs }, missed)
+          slot = await withSpan(STAGE_SPANS.budgetWait, { [STAGE_ATTRIBUTES.budgetRenewal]: missed !== undefined }, () => acquireSlot(budget, deadline, { events, clock, callHeadroomMs, lateToleranceMs }, missed))
         } catch (error) {
           if (probe) breaker.abandonProbe()
           throw error
