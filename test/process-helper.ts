@@ -24,6 +24,8 @@ export interface RunOptions {
   /** Default: a fresh empty directory, so a developer's .env cannot leak in. */
   cwd?: string
   timeoutMs?: number
+  /** Written to the process's standard input, which is then closed (default: no input at all). */
+  input?: string
 }
 
 /**
@@ -35,12 +37,13 @@ export function runToExit (command: string, args: string[], options: RunOptions 
     const child = spawn(command, args, {
       cwd: options.cwd ?? mkdtempSync(join(tmpdir(), 'chat-token-run-')),
       env: { PATH: process.env.PATH ?? '', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe']
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
     })
+    if (options.input !== undefined) child.stdin!.end(options.input)
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`${command} ${args.join(' ')} did not finish within ${options.timeoutMs ?? 60_000} ms; stderr: ${stderr}`))

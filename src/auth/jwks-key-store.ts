@@ -106,7 +106,8 @@ export class JwksKeyStore {
   }
 }
 
-function publicKeyFromJwk (value: unknown): (PublicJwk & { kid: string }) | undefined {
+/** The public signing key a JWK holds, or undefined when it holds none usable here. */
+export function publicKeyFromJwk (value: unknown): (PublicJwk & { kid: string }) | undefined {
   if (typeof value !== 'object' || value === null) return undefined
   const jwk = value as Record<string, unknown>
   // Symmetric keys never belong in a JWKS we verify with; encryption keys are not for signatures.
