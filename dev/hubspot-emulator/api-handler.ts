@@ -62,6 +62,7 @@ export async function handleApiRequest (
     now
   )
   sendJson(res, answer.status, answer.body, { ...state.limiter.headers(now), ...answer.headers })
+  if (answer.status === 200) call.token = (answer.body as { token: string }).token
   finish(state, call, answer.status)
 }
 

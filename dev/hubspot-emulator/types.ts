@@ -27,6 +27,8 @@ export interface EmulatorCall {
   body: unknown
   status: number | null
   fault?: string
+  /** The token this call issued, if it issued one: tests map tokens to the order calls arrived in. */
+  token?: string
 }
 
 export interface IssuedToken {

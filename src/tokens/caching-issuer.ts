@@ -20,11 +20,14 @@ export interface CachingIssuerOptions {
 /**
  * cache → single-flight → (breaker → budget, in the HubSpot client's gate) → HubSpot.
  * Concurrent requests for one identity share one flight per process; the store makes it one across
- * replicas when it is shared.
+ * replicas when it is shared. A logout drops the email's flights, so a request that comes after it
+ * starts its own instead of joining one that began before (the store keeps that one's token out of the
+ * cache).
  */
 export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer {
   const { hubspot, store, timeoutMs, clock, events } = options
-  const flights = new Map<string, Promise<MintedToken>>()
+  /** email → identity fingerprint → flight */
+  const flights = new Map<string, Map<string, Promise<MintedToken>>>()
 
   async function tokenFor (identity: Identity, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
     const startedAt = receivedAt
@@ -37,21 +40,32 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
     events.cacheMiss()
     // Created on a miss only (cache hits need no timer), but counting from when the request was read.
     const deadline = new Deadline(Math.max(1, timeoutMs - (clock.now() - startedAt)), clock)
-    const flightKey = `${key.email}\n${key.fingerprint}`
-    let flight = flights.get(flightKey)
+    const sameEmail = flights.get(key.email) ?? new Map<string, Promise<MintedToken>>()
+    let flight = sameEmail.get(key.fingerprint)
     const joined = flight !== undefined
     if (flight === undefined) {
-      flight = store.fill(key, deadline, () => hubspot.createVisitorToken(identity, deadline, log))
-      flights.set(flightKey, flight)
-      const done = (): void => { flights.delete(flightKey) }
-      flight.then(done, done)
+      const started = store.fill(key, deadline, () => hubspot.createVisitorToken(identity, deadline, log))
+      flight = started
+      sameEmail.set(key.fingerprint, started)
+      flights.set(key.email, sameEmail)
+      const done = (): void => {
+        // A logout may have dropped this flight, and a later request started another in its place.
+        const current = flights.get(key.email)
+        if (current?.get(key.fingerprint) !== started) return
+        current.delete(key.fingerprint)
+        if (current.size === 0) flights.delete(key.email)
+      }
+      started.then(done, done)
     }
     return withSpan(STAGE_SPANS.singleFlightWait, { [STAGE_ATTRIBUTES.flightJoined]: joined }, () => withinDeadline(flight, deadline))
   }
 
   return {
     tokenFor,
-    forget: identity => store.forget(identity.email)
+    forget: identity => {
+      flights.delete(identity.email)
+      return store.forget(identity.email)
+    }
   }
 }
 

@@ -8,10 +8,19 @@ export interface MemoryTokenStoreOptions {
   clock: Clock
 }
 
+/** One mint of a token for one email, minted outside `fill` (by the Redis store). */
+export interface MintTicket {
+  /** Caches the token, unless forget() or clear() ran since the ticket was taken: a logout always wins. */
+  keep: (key: CacheKey, minted: MintedToken) => void
+  /** The mint is over, kept or not. */
+  close: () => void
+}
+
 export interface MemoryTokenStore extends TokenStore {
   readonly size: number
-  /** Caches a token minted elsewhere (the Redis store, when Redis refused the write). */
-  remember: (key: CacheKey, minted: MintedToken) => void
+  /** Taken before a mint starts elsewhere, so a logout during the mint keeps its token out of the cache. */
+  startMint: (email: string) => MintTicket
+  /** Forgets every entry, and every token still being minted. */
   clear: () => void
 }
 
@@ -28,6 +37,23 @@ const ISSUED_AT_CHARS = 9
 export function createMemoryTokenStore (options: MemoryTokenStoreOptions): MemoryTokenStore {
   const { maxEntries, ttlMs, clock } = options
   const entries = new Map<string, string>()
+  /** Mints in progress by email, each marked when a logout for that email comes in meanwhile. */
+  const minting = new Map<string, Set<{ forgotten: boolean }>>()
+
+  function startMint (email: string): MintTicket {
+    const mint = { forgotten: false }
+    const sameEmail = minting.get(email) ?? new Set()
+    sameEmail.add(mint)
+    minting.set(email, sameEmail)
+    return {
+      keep: (key, minted) => { if (!mint.forgotten) remember(key, minted) },
+      close: () => {
+        const current = minting.get(email)
+        current?.delete(mint)
+        if (current?.size === 0) minting.delete(email)
+      }
+    }
+  }
 
   function remember (key: CacheKey, minted: MintedToken): void {
     // join() builds a flat string; concatenation would keep a rope of the three parts alive.
@@ -61,16 +87,28 @@ export function createMemoryTokenStore (options: MemoryTokenStoreOptions): Memor
       return entries.size
     },
     lookup: async key => lookupNow(key),
-    remember,
-    // In-process single-flight is the issuer's job; here there is no one else to coordinate with.
+    startMint,
+    // In-process single-flight is the issuer's job; here there is no one else to coordinate with. Another
+    // flight may have filled the entry since the caller looked (the Redis store's fallback is such a caller).
     fill: async (key, _deadline, mint) => {
-      const minted = await mint()
-      remember(key, minted)
-      return minted
+      const cached = lookupNow(key)
+      if (cached !== undefined) return cached
+      const ticket = startMint(key.email)
+      try {
+        const minted = await mint()
+        ticket.keep(key, minted)
+        return minted
+      } finally {
+        ticket.close()
+      }
     },
     forget: async email => {
       entries.delete(email)
+      for (const mint of minting.get(email) ?? []) mint.forgotten = true
     },
-    clear: () => entries.clear()
+    clear: () => {
+      entries.clear()
+      for (const sameEmail of minting.values()) for (const mint of sameEmail) mint.forgotten = true
+    }
   }
 }

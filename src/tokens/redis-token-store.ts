@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { hash as digest, randomBytes } from 'node:crypto'
 import type { Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import type { MintedToken } from '../hubspot/client.js'
@@ -6,16 +6,22 @@ import { REDIS_UNAVAILABLE, type RedisLink, type RedisUnavailable } from '../red
 import type { CacheCrypto } from './cache-crypto.js'
 import { FillNotices, formatNotice } from './fill-notices.js'
 import type { MemoryTokenStore } from './memory-token-store.js'
+import type { PendingForgets } from './pending-forgets.js'
 import { type CacheKey, type TokenStore, usableToken } from './token-cache.js'
 
 export interface RedisTokenStoreOptions {
   link: RedisLink
   crypto: CacheCrypto
-  /** Serves while Redis is unusable; emptied whenever Redis comes back (it may hold what DELETE removed elsewhere). */
+  /**
+   * Serves while Redis is unreachable, and keeps this process's tokens while Redis refuses writes or
+   * evicts keys; emptied whenever Redis comes back from being unreachable.
+   */
   fallback: MemoryTokenStore
   ttlMs: number
   /** Outlives the holder's whole deadline, so a live holder never loses its lock. */
   lockTtlMs: number
+  /** Logouts that could not reach Redis, replayed when it can take them (kept in a file across restarts). */
+  pendingForgets: PendingForgets
   clock: Clock
   random?: () => number
 }
@@ -24,7 +30,7 @@ export interface RedisTokenStoreOptions {
 const FIRST_POLL_MIN_MS = 20
 const FIRST_POLL_MAX_MS = 50
 const MAX_POLL_MS = 250
-/** DELETEs and lock releases that could not reach Redis, replayed on reconnect; beyond this many the oldest are dropped. */
+/** Lock releases that could not reach Redis, replayed on reconnect; beyond this many the oldest are dropped. */
 const MAX_PENDING = 10_000
 
 const releaseLockLua = `
@@ -32,21 +38,56 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0`
 
 /**
+ * A logout: the token goes, and the generation takes a new random value, which every mint that read
+ * the old one sees when it comes to write. The DEL comes first: once a script has written, Redis lets
+ * the rest of it write even past maxmemory, so a logout is recorded when Redis refuses everything else.
+ */
+const forgetLua = `
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1`
+
+/** Writes the token only if no logout came in since the minter read the generation ('' = none yet). */
+const writeLua = `
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+
+/** What one read of an identity's keys found. */
+interface Seen {
+  token: MintedToken | undefined
+  /** The identity's generation: '' until its first logout, then a new random value at each. */
+  generation: string
+}
+
+/**
  * The token cache shared by every replica. Keys: `<prefix>tok:<emailHash>`, values sealed by
  * CacheCrypto. One replica mints an identity at a time: it holds `<prefix>lock:<emailHash>` (SET NX PX
  * with a random owner, released by compare-and-delete), writes the cache, then announces on
- * `<prefix>filled`; the others wait for that notice (or poll) and read the cache. When Redis fails, each
- * operation falls back to the per-process store instead of failing the request.
+ * `<prefix>filled`; the others wait for that notice (or poll) and read the cache.
+ *
+ * A logout wins over every mint in flight: it replaces `<prefix>gen:<emailHash>`, and a minter writes
+ * only if the generation it read before minting is still there. When it is not, the holder mints
+ * again, since requests that came after the logout (here or on other replicas) may be waiting for it.
+ *
+ * When Redis fails, each operation falls back to the per-process store instead of failing the request.
+ * When Redis answers but refuses writes (or evicts keys), tokens are kept in the per-process store too,
+ * each under the generation it was minted in, so a logout recorded by any replica still reaches them.
  */
 export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenStore {
-  const { link, crypto, fallback, ttlMs, lockTtlMs, clock } = options
+  const { link, crypto, fallback, ttlMs, lockTtlMs, pendingForgets, clock } = options
   const random = options.random ?? Math.random
   const tokenKey = (hash: string): string => `${link.keyPrefix}tok:${hash}`
   const lockKey = (hash: string): string => `${link.keyPrefix}lock:${hash}`
+  const generationKey = (hash: string): string => `${link.keyPrefix}gen:${hash}`
+  // As long as any token cached before the logout could live: a generation that vanished sooner would
+  // let a token kept in process memory before the logout match again.
+  const generationTtlMs = Math.max(ttlMs, lockTtlMs * 2 + 60_000)
   const filledChannel = `${link.keyPrefix}filled`
   const releaseLock = link.defineScript('chatTokenReleaseLock', 1, releaseLockLua)
+  const forgetScript = link.defineScript('chatTokenForget', 2, forgetLua)
+  const writeScript = link.defineScript('chatTokenWrite', 2, writeLua)
   const notices = new FillNotices()
-  const pendingForgets = new Set<string>()
   /**
    * Locks this process may hold but could not release (owner → hash): waiters would sit out their TTL.
    * Keyed by owner: two timed-out SETs for one identity must not replace each other, as only one of
@@ -56,10 +97,24 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
 
   link.subscribe(filledChannel, message => notices.deliver(message))
   link.onUp(() => {
+    // A logout may have reached Redis from another replica while this one could not see it.
     fallback.clear()
     void replayForgets()
     for (const [owner, hash] of pendingReleases) void release(hash, owner)
   })
+  link.onWritesAccepted(() => { void replayForgets() })
+  // Logouts kept from before a restart go out as soon as Redis can take them.
+  if (link.writable()) void replayForgets()
+
+  /**
+   * The per-process store is keyed by the email's hash. A token kept there while Redis answers carries
+   * the generation it was minted in, folded into its fingerprint, so it matches only while no logout
+   * has been recorded since; one kept while Redis is unreachable (generation unknown) carries none.
+   */
+  function localKey (key: CacheKey, hash: string, generation?: string): CacheKey {
+    if (generation === undefined || generation === '') return { email: hash, fingerprint: key.fingerprint }
+    return { email: hash, fingerprint: digest('sha256', `${key.fingerprint} ${generation}`, 'base64url').slice(0, 12) }
+  }
 
   async function release (hash: string, owner: string): Promise<void> {
     pendingReleases.delete(owner)
@@ -69,39 +124,67 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     pendingReleases.set(owner, hash)
   }
 
+  function recordForget (hash: string): Promise<unknown> {
+    return link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]))
+  }
+
+  let replaying = false
   async function replayForgets (): Promise<void> {
-    const hashes = [...pendingForgets]
-    if (hashes.length === 0) return
-    pendingForgets.clear()
-    const done = await link.run(redis => redis.del(...hashes.map(tokenKey)))
-    if (done === REDIS_UNAVAILABLE) for (const hash of hashes) pendingForgets.add(hash)
+    if (replaying || pendingForgets.size === 0) return
+    replaying = true
+    try {
+      const pending = pendingForgets.list()
+      const outcomes = await Promise.all(pending.map(entry => recordForget(entry.hash)))
+      await pendingForgets.done(pending.filter((_entry, i) => outcomes[i] !== REDIS_UNAVAILABLE))
+    } finally {
+      replaying = false
+    }
   }
 
-  async function read (key: CacheKey, hash: string): Promise<MintedToken | undefined | RedisUnavailable> {
+  async function read (key: CacheKey, hash: string): Promise<Seen | RedisUnavailable> {
     const redisKey = tokenKey(hash)
-    const sealed = await link.run(redis => redis.getBuffer(redisKey))
-    if (sealed === REDIS_UNAVAILABLE || sealed === null) return sealed ?? undefined
-    return usableToken(crypto.open(redisKey, sealed), key, ttlMs, clock)
+    const found = await link.run(redis => redis.mgetBuffer(redisKey, generationKey(hash)))
+    if (found === REDIS_UNAVAILABLE) return found
+    const [sealed, generation] = found
+    return {
+      token: sealed === null || sealed === undefined ? undefined : usableToken(crypto.open(redisKey, sealed), key, ttlMs, clock),
+      generation: generation?.toString() ?? ''
+    }
   }
 
-  async function write (key: CacheKey, hash: string, minted: MintedToken): Promise<void> {
+  /** 'stale' when a logout came in since `generation` was read: the token must not be handed out. */
+  async function write (key: CacheKey, hash: string, minted: MintedToken, generation: string): Promise<'stored' | 'stale' | RedisUnavailable> {
     const redisKey = tokenKey(hash)
     const lifeMs = ttlMs - (clock.now() - minted.issuedAt)
-    if (lifeMs <= 0) return
+    if (lifeMs <= 0) return 'stored'
     const sealed = crypto.seal(redisKey, { ...minted, fingerprint: key.fingerprint })
-    const stored = await link.run(redis => redis.set(redisKey, sealed, 'PX', Math.ceil(lifeMs)))
-    if (stored === REDIS_UNAVAILABLE) fallback.remember(key, minted)
+    const written = await link.run(() => writeScript([redisKey, generationKey(hash)], [sealed, Math.ceil(lifeMs), generation]), { write: true })
+    return written === REDIS_UNAVAILABLE ? written : written === 1 ? 'stored' : 'stale'
   }
 
   async function holdAndMint (key: CacheKey, hash: string, owner: string, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     let failure: unknown
     try {
-      // Someone may have filled it between our lookup and taking the lock.
-      const found = await read(key, hash)
-      if (found !== undefined && found !== REDIS_UNAVAILABLE) return found
-      const minted = await mint()
-      await write(key, hash, minted)
-      return minted
+      for (;;) {
+        // Someone may have filled it between our lookup and taking the lock.
+        const seen = await read(key, hash)
+        if (seen !== REDIS_UNAVAILABLE && seen.token !== undefined) return seen.token
+        const generation = seen === REDIS_UNAVAILABLE ? undefined : seen.generation
+        const ticket = fallback.startMint(hash)
+        try {
+          const minted = await mint()
+          // Without the generation a write could land after a logout: keep the token in this process only.
+          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation)
+          // A logout came in while minting; whoever asked after it may be waiting on this flight.
+          if (stored === 'stale') continue
+          if (stored === REDIS_UNAVAILABLE || link.degradation() !== undefined) {
+            ticket.keep(localKey(key, hash, link.isUp() ? generation : undefined), minted)
+          }
+          return minted
+        } finally {
+          ticket.close()
+        }
+      }
     } catch (error) {
       failure = error
       throw error
@@ -113,8 +196,25 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     }
   }
 
+  /**
+   * Minting without the shared lock: Redis is unreachable or refuses writes. Single-flight is then per
+   * process (the issuer's), and the token is kept in the per-process store. While Redis still answers
+   * reads, a logout recorded there meanwhile (by any replica) makes this process mint again.
+   */
+  async function fillLocally (key: CacheKey, hash: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
+    for (;;) {
+      const seen = await read(key, hash)
+      if (seen === REDIS_UNAVAILABLE) return fallback.fill(localKey(key, hash), deadline, mint)
+      if (seen.token !== undefined) return seen.token
+      const minted = await fallback.fill(localKey(key, hash, seen.generation), deadline, mint)
+      const after = await link.run(redis => redis.get(generationKey(hash)))
+      if (after === REDIS_UNAVAILABLE || (after ?? '') === seen.generation) return minted
+    }
+  }
+
   async function fill (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     const hash = crypto.emailHash(key.email)
+    if (!link.writable()) return fillLocally(key, hash, deadline, mint)
     let pollMs = FIRST_POLL_MIN_MS + random() * (FIRST_POLL_MAX_MS - FIRST_POLL_MIN_MS)
     for (;;) {
       const waiting = notices.wait(hash, Math.min(pollMs, Math.max(1, deadline.remainingMs())))
@@ -123,13 +223,14 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       const taken = await link.run(redis => {
         sent = true
         return redis.set(lockKey(hash), owner, 'PX', lockTtlMs, 'NX')
-      })
+      }, { write: true })
       if (taken === REDIS_UNAVAILABLE) {
         waiting.cancel()
         // The SET may have reached Redis after we stopped waiting for it: release it once Redis is back.
-        // Only if it was sent: while Redis is suspended nothing leaves, and there is nothing to release.
-        if (sent && pendingReleases.size < MAX_PENDING) pendingReleases.set(owner, hash)
-        return fallback.fill(key, deadline, mint)
+        // Only if it was sent and Redis did not answer: a refusal took nothing, and while Redis is
+        // suspended nothing leaves.
+        if (sent && !link.isUp() && pendingReleases.size < MAX_PENDING) pendingReleases.set(owner, hash)
+        return fillLocally(key, hash, deadline, mint)
       }
       if (taken === 'OK') {
         waiting.cancel()
@@ -138,8 +239,8 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       const notice = await waiting.notice
       if (notice?.ok === false) throw notice.error
       const found = await read(key, hash)
-      if (found === REDIS_UNAVAILABLE) return fallback.fill(key, deadline, mint)
-      if (found !== undefined) return found
+      if (found === REDIS_UNAVAILABLE) return fillLocally(key, hash, deadline, mint)
+      if (found.token !== undefined) return found.token
       if (deadline.expired) {
         throw new ServiceError('upstream_timeout', 'Another request was minting this token and did not finish before the deadline')
       }
@@ -150,17 +251,22 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
 
   return {
     lookup: async key => {
-      const found = await read(key, crypto.emailHash(key.email))
-      return found === REDIS_UNAVAILABLE ? fallback.lookup(key) : found
+      const hash = crypto.emailHash(key.email)
+      const seen = await read(key, hash)
+      if (seen === REDIS_UNAVAILABLE) return fallback.lookup(localKey(key, hash))
+      if (seen.token !== undefined || link.degradation() === undefined) return seen.token
+      return fallback.lookup(localKey(key, hash, seen.generation))
     },
     fill,
     forget: async email => {
-      await fallback.forget(email)
       const hash = crypto.emailHash(email)
-      const deleted = await link.run(redis => redis.del(tokenKey(hash)))
-      if (deleted !== REDIS_UNAVAILABLE) return
-      if (pendingForgets.size >= MAX_PENDING) pendingForgets.delete(pendingForgets.values().next().value!)
-      pendingForgets.add(hash)
+      await fallback.forget(hash)
+      if (await recordForget(hash) !== REDIS_UNAVAILABLE) {
+        // Logouts kept earlier go out as soon as one gets through.
+        void replayForgets()
+        return
+      }
+      await pendingForgets.add(hash)
     }
   }
 }

@@ -10,6 +10,7 @@ import { CircuitBreaker } from './circuit-breaker.js'
 import { createHubSpotGate } from './hubspot-gate.js'
 import { createMemoryTokenStore } from './memory-token-store.js'
 import { createMemoryBudget, marginMs } from './outbound-budget.js'
+import { defaultPendingForgetsFile, PendingForgets } from './pending-forgets.js'
 import { createRedisBudget } from './redis-budget.js'
 import { createRedisTokenStore } from './redis-token-store.js'
 import type { TokenEvents } from './token-events.js'
@@ -22,6 +23,11 @@ export interface TokenServicesOptions {
   events: TokenEvents
   /** Prefix of every Redis key and channel; tests give each run its own. */
   redisKeyPrefix?: string
+  /**
+   * Where logouts that could not reach Redis are kept until they do, across restarts (default: a file
+   * per Redis database and key prefix under the temporary directory; null keeps them in memory only).
+   */
+  pendingForgetsFile?: string | null
 }
 
 export interface TokenServices {
@@ -39,6 +45,8 @@ export interface TokenServices {
 const REDIS_STARTUP_WAIT_MS = 1000
 /** A lock outlives its holder's whole deadline by this much. */
 const LOCK_MARGIN_MS = 1000
+/** Logouts waiting for Redis, at most; beyond this many the oldest are dropped. */
+const MAX_PENDING_FORGETS = 10_000
 
 /** Memory mode without REDIS_URL, Redis mode (with per-process fallback) with it. */
 export async function createTokenServices (config: Config, options: TokenServicesOptions): Promise<TokenServices> {
@@ -58,6 +66,15 @@ export async function createTokenServices (config: Config, options: TokenService
       fallback: memory,
       ttlMs,
       lockTtlMs: timeoutMs + LOCK_MARGIN_MS,
+      pendingForgets: new PendingForgets({
+        file: options.pendingForgetsFile === undefined
+          ? defaultPendingForgetsFile(config.redisUrl!, redis.keyPrefix)
+          : options.pendingForgetsFile ?? undefined,
+        maxAgeMs: ttlMs,
+        maxEntries: MAX_PENDING_FORGETS,
+        clock,
+        onFileError: error => options.log.warn({ err: error }, 'pending logouts cannot be kept on disk: a restart during a Redis outage forgets them')
+      }),
       clock,
       random: options.random
     })
