@@ -7,6 +7,7 @@ import { createSigner } from 'fast-jwt'
 import { request } from 'undici'
 import { DEV_FILE, PRODUCTION_FILE, documentedSettings, isolatedEnv, serviceEnvironment, writeEnvFile } from './compose.js'
 import { detectCompose, detectEngine, eventually, freePort, must, run } from './engine.js'
+import { BrowserLoad, type Outcome } from './load.js'
 
 /**
  * `npm run test:container`: builds the image and checks it the way it runs in production (read-only
@@ -31,6 +32,12 @@ const composeProject = `${runId}stack`
 const ACCESS_TOKEN = `ct-${randomBytes(12).toString('hex')}`
 const JWT_SECRET = randomBytes(24).toString('base64url')
 const DRAIN_MS = 2000
+/**
+ * Simulated browsers (sessions) of the replica-death check, each asking every REQUEST_INTERVAL_MS:
+ * 20 requests/s in all, and 15 per browser and minute, well inside the per-caller limit (30 per 60 s).
+ */
+const BROWSERS = 80
+const REQUEST_INTERVAL_MS = 4000
 /** The public demo values of docker-compose.dev.yml. */
 const DEMO_JWT_SECRET = 'demo-only-session-secret-never-use-in-production'
 /** Where the test writes its env files, the token file and the copies of the compose files. */
@@ -69,6 +76,10 @@ async function get (url: string, headers: Record<string, string> = {}): Promise<
 function sessionFor (email: string, key = JWT_SECRET): Record<string, string> {
   const jwt = createSigner({ key, expiresIn: 10 * 60 * 1000 })({ sub: email, email })
   return { authorization: `Bearer ${jwt}` }
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
 }
 
 function expect (condition: unknown, message: string): void {
@@ -300,7 +311,10 @@ async function main (): Promise<void> {
 
   const lbPort = await freePort()
   const emulatorPort = await freePort()
-  const devEnvFile = writeEnvFile(join(workDir, 'dev.env'), { LB_PORT: String(lbPort), EMULATOR_PORT: String(emulatorPort), SHUTDOWN_DRAIN_MS: '3000' })
+  // The replicas drain for 3 s: twice what the load balancer needs to take a draining one out.
+  const devEnvFile = writeEnvFile(join(workDir, 'dev.env'), {
+    LB_PORT: String(lbPort), EMULATOR_PORT: String(emulatorPort), SHUTDOWN_DRAIN_MS: '3000', CHAT_TOKEN_IMAGE: IMAGE
+  })
 
   await check('a ./.env in the project folder cannot reach the stacks under test (every compose command gets --env-file)', async () => {
     // A copy of the project's compose files next to a .env such as `cp .env.example .env` leaves.
@@ -338,7 +352,9 @@ async function main (): Promise<void> {
   await check(`the dev stack (${DEV_FILE}) comes up with no credentials and the load balancer is ready`, async () => {
     cleanups.push(() => run([...devCompose, 'down', '-v', '--remove-orphans', '-t', '20'], { env: composeProcessEnv, timeoutMs: 180_000 }))
     const upStart = Date.now()
-    await must([...devCompose, 'up', '-d', '--build'], { env: composeProcessEnv, timeoutMs: 900_000 })
+    // The replicas run the image built above (same Dockerfile and context); the others are built here.
+    await must([...devCompose, 'build', 'emulator', 'lb'], { env: composeProcessEnv, timeoutMs: 900_000 })
+    await must([...devCompose, 'up', '-d'], { env: composeProcessEnv, timeoutMs: 900_000 })
     await eventually('the load balancer to answer /readyz', 120_000, async () => (await get(`${lbUrl}/readyz`)).status === 200 ? true : undefined)
     // The replicas do not depend on the emulator, so it may still be starting.
     await eventually('the emulator to answer', 60_000, async () => (await get(`${stackEmulatorUrl}/__emulator/health`)).status === 200 ? true : undefined)
@@ -364,6 +380,77 @@ async function main (): Promise<void> {
       const ready = await get(`${lbUrl}/readyz`)
       expect(ready.status === 200 && JSON.parse(ready.text).checks?.redis === 'ok', `${String(ready.headers['x-served-by'])} /readyz: ${ready.text}`)
     }
+  })
+
+  await check(`replica death under load from ${BROWSERS} browsers: SIGKILL one replica and start it again, then SIGTERM the other; every request answered`, async () => {
+    const sessions = Array.from({ length: BROWSERS }, (_, index) => sessionFor(`browser-${index}@example.com`, DEMO_JWT_SECRET))
+    const load = new BrowserLoad({ origin: lbUrl, path: '/chat-token', sessions, intervalMs: REQUEST_INTERVAL_MS, maxDurationMs: 120_000, answerTimeoutMs: 20_000 })
+    const containerOf = async (service: string): Promise<string> => (await must([...devCompose, 'ps', '-q', service], { env: composeProcessEnv })).trim()
+    const exitCodeOf = async (container: string): Promise<string> => (await must([engine, 'inspect', '--format', '{{.State.ExitCode}}', container])).trim()
+    const timeline: string[] = []
+    const startedAt = Date.now()
+    const mark = (what: string): void => { timeline.push(`${((Date.now() - startedAt) / 1000).toFixed(1)} s ${what}`) }
+    try {
+      // Each browser's first request mints its token (once, shared through Redis); the rest are hits.
+      await load.once('warm-up', 10)
+      load.start('steady')
+      await sleep(3000)
+      const app1 = await containerOf('app1')
+      load.phase = 'SIGKILL: killed'
+      mark('SIGKILL app1')
+      await must([...devCompose, 'kill', '-s', 'SIGKILL', 'app1'], { env: composeProcessEnv })
+      await sleep(5000)
+      const killedExit = await exitCodeOf(app1)
+      expect(killedExit === '137', `app1 exit code after SIGKILL: ${killedExit}`)
+      load.phase = 'SIGKILL: restarted'
+      mark('start app1')
+      await must([...devCompose, 'start', 'app1'], { env: composeProcessEnv, timeoutMs: 60_000 })
+      await eventually('app1 to serve through the load balancer again', 60_000, async () =>
+        load.outcomes.some(outcome => outcome.phase === 'SIGKILL: restarted' && outcome.servedBy === 'app1') ? true : undefined)
+      mark('app1 serves again')
+      await sleep(2000)
+      const app2 = await containerOf('app2')
+      load.phase = 'SIGTERM'
+      mark('SIGTERM app2 (compose stop)')
+      await must([...devCompose, 'stop', '-t', '15', 'app2'], { env: composeProcessEnv, timeoutMs: 60_000 })
+      mark('app2 exited')
+      const stoppedExit = await exitCodeOf(app2)
+      expect(stoppedExit === '0', `app2 exit code after SIGTERM: ${stoppedExit}`)
+      await sleep(REQUEST_INTERVAL_MS)
+    } finally {
+      await load.stop()
+      mark('load stopped')
+    }
+
+    const describe = (label: string, phases: string[]): ReturnType<BrowserLoad['count']> => {
+      const counted = load.count(phases)
+      const problems = Object.entries(counted.problems).map(([key, count]) => `${count} × ${key}`).join(', ') || 'none'
+      const errors = Object.entries(counted.errors).map(([key, count]) => `${count} × ${key}`).join(', ')
+      const served = Object.entries(counted.servedBy).map(([key, count]) => `${key} ${count}`).join(', ')
+      figures.push(`replica death, ${label}: ${counted.sent} sent, ${counted.ok} answered 200, problems: ${problems}, never answered: ${counted.neverAnswered}${errors === '' ? '' : ` (${errors})`}; served by ${served}`)
+      return counted
+    }
+    const warmUp = describe('warm-up (one request per browser)', ['warm-up'])
+    const steady = describe('steady load', ['steady'])
+    const killed = describe('SIGKILL app1 until its restart', ['SIGKILL: killed'])
+    const restarted = describe('app1 restarting and back', ['SIGKILL: restarted'])
+    const terminated = describe('SIGTERM app2 (drain) and after', ['SIGTERM'])
+    const slowest = Math.max(...load.outcomes.map(outcome => outcome.ms))
+    const lbLog = (await run([...devCompose, 'logs', '--no-color', 'lb'], { env: composeProcessEnv })).stdout
+    // httplog's "actconn/feconn/beconn/srv_conn/retries" field; "+" marks a redispatch to another server.
+    const retried = [...lbLog.matchAll(/ \d+\/\d+\/\d+\/\d+\/\+?(\d+) \d+\/\d+ /g)].filter(match => Number(match[1]) > 0).length
+    figures.push(`replica death: the load balancer retried ${retried} requests elsewhere; slowest answer ${slowest} ms; ${timeline.join(', ')}`)
+
+    const all = load.count(load.outcomes.map(outcome => outcome.phase))
+    expect(all.neverAnswered === 0, `${all.neverAnswered} requests were never answered: ${JSON.stringify(all.errors)}`)
+    expect(warmUp.ok === warmUp.sent && steady.ok === steady.sent, `problems before any replica died: ${JSON.stringify({ ...warmUp.problems, ...steady.problems })}`)
+    expect(killed.sent > 0 && restarted.sent > 0 && terminated.sent > 0, 'a phase sent no request')
+    const retryable = (outcome: Outcome): boolean => outcome.status === 503 &&
+      ((outcome.code === 'upstream_unavailable' && outcome.retryAfter !== undefined) || outcome.code === 'html')
+    const badAfterKill = load.outcomes.filter(outcome => outcome.phase.startsWith('SIGKILL') && outcome.status !== 200 && !retryable(outcome))
+    expect(badAfterKill.length === 0, `answers around the SIGKILL that are not a retryable 503: ${JSON.stringify(badAfterKill.slice(0, 5))}`)
+    expect(terminated.ok === terminated.sent, `answers around the SIGTERM other than 200: ${JSON.stringify(terminated.problems)}`)
+    expect((killed.servedBy.app2 ?? 0) > 0 && (restarted.servedBy.app1 ?? 0) > 0, 'the other replica did not take over, or app1 did not come back')
   })
 
   await check('the stacks tear down', async () => {
