@@ -4,6 +4,7 @@ import { hasTaskset } from './processes.js'
 import { writeReport } from './report.js'
 import { memory, startup, storm } from './scenarios/capacity.js'
 import { anchor, baseline, hit, miss, type RunSettings } from './scenarios/throughput.js'
+import { hitTracing } from './scenarios/tracing.js'
 import type { Row, Target } from './stats.js'
 import { LOAD_CPU } from './stack.js'
 
@@ -15,6 +16,7 @@ const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     // For a quick look while working (the report still says what was run): --only hit,miss --duration 5
+    // (hit-tracing runs only when named here)
     only: { type: 'string' },
     iterations: { type: 'string' },
     duration: { type: 'string' }
@@ -59,6 +61,13 @@ if (wanted('hit')) {
       targets.push({ name: 'hit HS256 throughput', limit: '≥ 0.45 × baseline', measured: `${result.ratioToBaseline!.toFixed(2)} ×`, met: result.ratioToBaseline! >= 0.45 })
       targets.push({ name: 'hit HS256 p99 at 10 connections', limit: '≤ 5 ms', measured: `${result.p99Ms!.median} ms`, met: result.p99Ms!.median <= 5 })
     }
+  }
+}
+// Opt-in, not part of a full run: --only hit-tracing (hits with tracing off, on at 100 % and at 1 %).
+if (only?.includes('hit-tracing') === true) {
+  for (const result of await hitTracing(settings, baselineRps)) {
+    rows.push(result)
+    log(`${result.scenario}: ${result.rps!.median.toFixed(0)} req/s, ${result.cpuUsPerRequest!.median.toFixed(0)} µs/req`)
   }
 }
 if (wanted('miss')) {

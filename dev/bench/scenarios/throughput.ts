@@ -13,16 +13,16 @@ export interface RunSettings {
   hitIdentities: number
 }
 
-interface Measured { load: LoadResult; cpuUsPerRequest: number; rssMb: number }
+export interface Measured { load: LoadResult; cpuUsPerRequest: number; rssMb: number }
 
-async function measure (server: Running, run: () => Promise<LoadResult>): Promise<Measured> {
+export async function measure (server: Running, run: () => Promise<LoadResult>): Promise<Measured> {
   const cpuBefore = cpuSeconds(server.process.pid)
   const load = await run()
   const cpuUsPerRequest = (cpuSeconds(server.process.pid) - cpuBefore) * 1e6 / Math.max(1, load.requests)
   return { load, cpuUsPerRequest, rssMb: rssBytes(server.process.pid) / 2 ** 20 }
 }
 
-function row (scenario: string, runs: Measured[], notes: string, baselineRps?: number): Row {
+export function row (scenario: string, runs: Measured[], notes: string, baselineRps?: number): Row {
   const rps = spread(runs.map(run => run.load.rps))
   const failures = runs.reduce((sum, run) => sum + run.load.errors + run.load.non2xx, 0)
   return {
@@ -53,7 +53,7 @@ export async function baseline (settings: RunSettings): Promise<Row> {
 }
 
 /** Warm-up fills the cache with every identity once, then a second of the measured load. */
-async function warmHits (url: string, tokens: string[], connections: number): Promise<Array<Record<string, string>>> {
+export async function warmHits (url: string, tokens: string[], connections: number): Promise<Array<Record<string, string>>> {
   await runLoad({ url, connections: 50, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n % tokens.length]}` }) })
   const rotate = tokens.map(token => ({ authorization: `Bearer ${token}` }))
   await runLoad({ url, connections, durationS: 1, rotate })
