@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { isTimeZone } from './hubspot/account-day.js'
 
 /**
  * The service's whole configuration, read from environment variables once at start-up.
@@ -55,6 +56,10 @@ export interface HubSpotConfig {
   maxRetries: number
   rateLimit: RateBudget
   rateLimitReplicas: number
+  /** HUBSPOT_ACCOUNT_TIME_ZONE, an IANA name: HubSpot's daily limit resets at midnight there. */
+  accountTimeZone: string
+  /** HUBSPOT_DAILY_LIMIT: the fleet's HubSpot calls per account day; undefined = no ceiling of our own. */
+  dailyLimit: number | undefined
 }
 
 export interface Config {
@@ -68,7 +73,8 @@ export interface Config {
   identity: IdentityConfig
   userLookup: UserLookupConfig | undefined
   corsOrigins: string[]
-  tokenCache: { ttlS: number; maxEntries: number }
+  /** `mintLimit`: new tokens per identity per rolling window (TOKEN_MINT_LIMIT). */
+  tokenCache: { ttlS: number; maxEntries: number; mintLimit: RateBudget }
   redisUrl: string | undefined
   callerRateLimit: { max: number; windowS: number }
   shutdownDrainMs: number
@@ -145,7 +151,9 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
       timeoutMs: read.integer('HUBSPOT_TIMEOUT_MS', 5000, 100, 120_000),
       maxRetries: read.integer('HUBSPOT_MAX_RETRIES', 2, 0, 10),
       rateLimit: readBudget(read, 'HUBSPOT_RATE_LIMIT', '100/10s'),
-      rateLimitReplicas: read.integer('HUBSPOT_RATE_LIMIT_REPLICAS', 1, 1, 10_000)
+      rateLimitReplicas: read.integer('HUBSPOT_RATE_LIMIT_REPLICAS', 1, 1, 10_000),
+      accountTimeZone: readTimeZone(read, 'HUBSPOT_ACCOUNT_TIME_ZONE', 'UTC'),
+      dailyLimit: read.raw('HUBSPOT_DAILY_LIMIT') === undefined ? undefined : read.integer('HUBSPOT_DAILY_LIMIT', 0, 1, 1_000_000_000)
     },
     jwt: readJwt(read, readFile, { demo, upstreamUrl, warnings }),
     identity: {
@@ -158,7 +166,8 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
     corsOrigins: readCorsOrigins(read),
     tokenCache: {
       ttlS: read.integer('TOKEN_CACHE_TTL_S', 21_600, 1, MAX_TOKEN_CACHE_TTL_S),
-      maxEntries: read.integer('TOKEN_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000)
+      maxEntries: read.integer('TOKEN_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
+      mintLimit: readBudget(read, 'TOKEN_MINT_LIMIT', '5/1h')
     },
     redisUrl: read.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
     callerRateLimit: {
@@ -329,18 +338,28 @@ function isAddressOrCidr (entry: string): boolean {
   return /^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
-const durationUnitsMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
+const durationUnitsMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 function readBudget (read: EnvReader, name: string, fallback: string): RateBudget {
   const value = read.raw(name) ?? fallback
-  const match = /^(\d+)\s*\/\s*(\d*)\s*(ms|s|m)$/.exec(value)
+  const match = /^(\d+)\s*\/\s*(\d*)\s*(ms|s|m|h)$/.exec(value)
   const max = Number(match?.[1])
   const windowMs = Number(match?.[2] === '' ? 1 : match?.[2]) * (durationUnitsMs[match?.[3] ?? ''] ?? NaN)
   if (match === null || !(max >= 1) || !(windowMs >= 1)) {
-    read.problem(name, `must look like "100/10s" (calls per window; units ms, s, m), got "${value}"`)
+    read.problem(name, `must look like "100/10s" (calls per window; units ms, s, m, h), got "${value}"`)
     return { max: 100, windowMs: 10_000 }
   }
   return { max, windowMs }
+}
+
+/** An IANA time zone name, checked against the runtime's own zone data (Intl). */
+function readTimeZone (read: EnvReader, name: string, fallback: string): string {
+  const value = read.raw(name) ?? fallback
+  if (!isTimeZone(value)) {
+    read.problem(name, `must be an IANA time zone name such as "America/New_York" or "UTC" (the HubSpot account's, from its settings), got "${value}"`)
+    return fallback
+  }
+  return value
 }
 
 interface JwtReadContext {

@@ -236,11 +236,29 @@ t.test('a JWKS or PEM key without JWT_AUDIENCE is flagged once; a shared secret 
   t.same(loadConfig(minimal).warnings, [])
 })
 
+t.test('HubSpot\'s account time zone, the daily ceiling and the per-person mint limit', async t => {
+  const defaults = loadConfig(minimal)
+  t.equal(defaults.hubspot.accountTimeZone, 'UTC')
+  t.equal(defaults.hubspot.dailyLimit, undefined, 'no ceiling of our own unless set')
+  t.same(defaults.tokenCache.mintLimit, { max: 5, windowMs: 3_600_000 }, 'five new tokens a person an hour')
+  const set = loadConfig({ ...minimal, HUBSPOT_ACCOUNT_TIME_ZONE: 'Asia/Kolkata', HUBSPOT_DAILY_LIMIT: '250000', TOKEN_MINT_LIMIT: '20/30m' })
+  t.equal(set.hubspot.accountTimeZone, 'Asia/Kolkata', 'kept as written (the runtime may know it by an older alias)')
+  t.equal(set.hubspot.dailyLimit, 250_000)
+  t.same(set.tokenCache.mintLimit, { max: 20, windowMs: 1_800_000 })
+  const problems = problemsOf({ ...minimal, HUBSPOT_ACCOUNT_TIME_ZONE: 'Europe/Atlantis', HUBSPOT_DAILY_LIMIT: 'lots', TOKEN_MINT_LIMIT: '5 per hour' })
+  t.equal(problems.length, 3, 'one problem each')
+  t.match(problems.find(problem => problem.startsWith('HUBSPOT_ACCOUNT_TIME_ZONE:')), /IANA time zone.*"Europe\/Atlantis"/)
+  t.match(problems.find(problem => problem.startsWith('HUBSPOT_DAILY_LIMIT:')), /whole number from 1/)
+  t.match(problems.find(problem => problem.startsWith('TOKEN_MINT_LIMIT:')), /must look like/)
+  t.equal(problemsOf({ ...minimal, HUBSPOT_DAILY_LIMIT: '0' }).length, 1, 'a ceiling of 0 is refused: leave it unset for none')
+})
+
 t.test('every variable the configuration reads is documented in the README table and in .env.example', async t => {
   const source = readFileSync(new URL('../src/config.ts', import.meta.url), 'utf8')
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
   const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
-  const names = new Set([...source.matchAll(/read\.\w+\('([A-Z][A-Z0-9_]+)'/g)].map(match => match[1] ?? ''))
+  // read.integer('NAME', …) and the helpers that take the reader first: readBudget(read, 'NAME', …).
+  const names = new Set([...source.matchAll(/read(?:\.\w+\(|, )'([A-Z][A-Z0-9_]+)'/g)].map(match => match[1] ?? ''))
   t.ok(names.has('ALLOW_HTTP_UPSTREAMS') && names.has('CHAT_TOKEN_DEMO') && names.size > 30, `found ${names.size} variables`)
   for (const name of names) {
     t.ok(readme.includes(`\`${name}\``), `${name} is in the README`)

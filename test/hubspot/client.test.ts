@@ -21,6 +21,8 @@ function clientFor (t: { teardown: (fn: () => unknown) => void }, emulator: HubS
     maxRetries: 2,
     rateLimit: { max: 100, windowMs: 10_000 },
     rateLimitReplicas: 1,
+    accountTimeZone: 'UTC',
+    dailyLimit: undefined,
     ...overrides
   }, { random: () => 0, ...clientOptions })
   t.teardown(() => client.close())
