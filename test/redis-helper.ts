@@ -81,12 +81,16 @@ export interface OwnRedisServer {
   thaw: () => void
 }
 
-/** A throwaway redis-server (no persistence) on a free port, killed at teardown. */
-export async function startRedisServer (t: Teardown): Promise<OwnRedisServer> {
+/**
+ * A throwaway redis-server (no persistence) on a free port, killed at teardown. `args` go on its
+ * command line (e.g. `['--maxmemory', '4mb', '--maxmemory-policy', 'allkeys-lru']`).
+ */
+export async function startRedisServer (t: Teardown, options: { args?: string[] } = {}): Promise<OwnRedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
   const start = async (): Promise<void> => {
-    const started = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...options.args ?? []]
+    const started = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'ignore'] })
     child = started
     // A test process that dies without its teardown must not leave a server behind.
     process.once('exit', () => started.kill('SIGKILL'))

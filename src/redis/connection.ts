@@ -122,12 +122,14 @@ function writeRefusal (error: unknown): RedisDegradation | undefined {
   if (!(error instanceof Error) || error.name !== 'ReplyError') return undefined
   // `OOM command not allowed ...`, and before Redis 7 inside a script `ERR Error running script (...): -OOM ...`.
   const code = /^(?:ERR .*?: -)?([A-Z]+) /.exec(error.message)?.[1]
+  // An ACL denial inside a script (Redis 7.0) comes back as a plain ERR.
+  if (code === 'ERR' && error.message.includes('user executing the script can\'t run this command')) return 'noperm'
   return code === undefined ? undefined : WRITE_REFUSALS[code]
 }
 
 const DEGRADATION_DETAILS: Readonly<Record<RedisDegradation, string>> = {
   unreachable: 'Redis does not answer: cache, locks, budget and per-caller counters are per process',
-  oom: 'Redis refuses writes (OOM: maxmemory reached under noeviction): tokens are cached per process',
+  oom: 'Redis refuses writes (OOM: maxmemory reached with nothing its policy may evict): tokens are cached per process',
   readonly: 'Redis refuses writes (READONLY: connected to a replica): tokens are cached per process',
   noperm: 'Redis refuses writes (NOPERM: the ACL user may not write): tokens are cached per process',
   misconf: 'Redis refuses writes (MISCONF: it cannot persist): tokens are cached per process',

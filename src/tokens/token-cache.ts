@@ -27,6 +27,7 @@ export interface TokenStore {
    * and caches the result, or returns what the minter that got there first produced.
    */
   fill: (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>) => Promise<MintedToken>
+  /** Forgets the email's token; a mint for it already in flight does not cache its token. */
   forget: (email: string) => Promise<void>
 }
 
