@@ -5,10 +5,11 @@ import type { HubSpotConfig } from '../config.js'
 import type { Identity } from '../auth/identity.js'
 import { type Clock, type Deadline, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
+import { AccountDay } from './account-day.js'
 import { type AttemptOutcome, createRetryPolicy } from './retry-policy.js'
 import { type SendByOption, SendGuardedPool, SendWindowMissedError } from './send-deadline.js'
 import {
-  BodyTooLargeError, errorSummary, msUntilNextUtcMidnight, parseJsonObject, rateLimitWaitMs, readBodyText,
+  BodyTooLargeError, errorSummary, parseJsonObject, rateLimitWaitMs, readBodyText,
   retryAfterMs, tokenFromBody
 } from './upstream-response.js'
 
@@ -62,6 +63,8 @@ export interface AttemptGate {
   after: (report: AttemptReport) => void
   /** HubSpot answered a ten-second 429 and asked us to stay away this long (undefined: it did not say). */
   rateLimited: (waitHintMs: number | undefined) => void
+  /** HubSpot answered a DAILY 429: nobody calls for `waitMs` (until the account's midnight, or its Retry-After). */
+  dailyLimitReached: (waitMs: number) => void
 }
 
 /** Leave to send one attempt, within `sendBy`. */
@@ -72,9 +75,14 @@ export interface SendPermit {
   renew: () => Promise<SendPermit>
 }
 
+/**
+ * `timeout`: HubSpot did not answer although the call was sent with at least half of HUBSPOT_TIMEOUT_MS
+ * left, a failure of HubSpot's. `deadline`: the call was sent with less and the request's own deadline
+ * ran out first; that says little about HubSpot, so the circuit breaker does not count it.
+ */
 export interface AttemptReport {
   status: number | undefined
-  outcome: 'ok' | 'rejected' | 'rate_limited' | 'server_error' | 'connection_error' | 'timeout' | 'invalid_response'
+  outcome: 'ok' | 'rejected' | 'rate_limited' | 'server_error' | 'connection_error' | 'timeout' | 'deadline' | 'invalid_response'
   durationMs: number
 }
 
@@ -100,6 +108,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
     connect: { timeout: Math.min(config.timeoutMs, 10_000) }
   }, clock)
   const path = tokenPath(config.baseUrl, config.apiVersion)
+  const accountDay = new AccountDay(config.accountTimeZone)
   const headers = {
     authorization: `Bearer ${config.accessToken}`,
     'content-type': 'application/json',
@@ -123,6 +132,8 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
 
   async function attempt (body: string, deadline: Deadline, permit: SendPermit | undefined, log: FastifyBaseLogger): Promise<MintedToken | AttemptOutcome> {
     const startedAt = clock.now()
+    // A call sent with less than half the request's budget left that times out ran out of its own time.
+    const timedOut = deadline.remainingMs() >= config.timeoutMs / 2 ? 'timeout' : 'deadline'
     const report = (outcome: AttemptReport['outcome'], status?: number): void => {
       const attemptReport = { status, outcome, durationMs: clock.now() - startedAt }
       options.gate?.after(attemptReport)
@@ -135,7 +146,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
       // The budget refused to renew a held-back send: nothing reached HubSpot, so there is nothing to report.
       if (error instanceof ServiceError) throw error
       if (deadline.signal.aborted) {
-        report('timeout')
+        report(timedOut)
         throw new ServiceError('upstream_timeout', 'HubSpot did not answer in time')
       }
       report('connection_error')
@@ -149,7 +160,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
       text = await readBodyText(response.body)
     } catch (error) {
       if (deadline.signal.aborted) {
-        report('timeout', status)
+        report(timedOut, status)
         throw new ServiceError('upstream_timeout', 'HubSpot did not finish answering in time')
       }
       if (error instanceof BodyTooLargeError) {
@@ -176,10 +187,15 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
     log.warn({ hubspot: { status, ...summary } }, 'hubspot answered with an error')
     if (status === 429) {
       report('rate_limited', status)
-      const daily = summary.policyName === 'DAILY'
-      const waitHintMs = daily ? retryAfterMs(response.headers, clock.now()) ?? msUntilNextUtcMidnight(clock.now()) : rateLimitWaitMs(response.headers, clock.now())
-      if (!daily) options.gate?.rateLimited(waitHintMs)
-      return { kind: 'rate-limited', policy: daily ? 'daily' : 'rolling', waitHintMs }
+      if (summary.policyName === 'DAILY') {
+        // The daily budget comes back at midnight in the account's time zone, for every replica at once.
+        const waitMs = retryAfterMs(response.headers, clock.now()) ?? accountDay.msUntilReset(clock.now())
+        options.gate?.dailyLimitReached(waitMs)
+        return { kind: 'rate-limited', policy: 'daily', waitHintMs: waitMs }
+      }
+      const waitHintMs = rateLimitWaitMs(response.headers, clock.now())
+      options.gate?.rateLimited(waitHintMs)
+      return { kind: 'rate-limited', policy: 'rolling', waitHintMs }
     }
     if (status >= 500 && status <= 599) {
       report('server_error', status)

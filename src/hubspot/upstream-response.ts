@@ -97,10 +97,3 @@ export function rateLimitWaitMs (headers: Headers, now: number): number | undefi
   const interval = Number(header(headers, 'x-hubspot-ratelimit-interval-milliseconds'))
   return Number.isFinite(interval) && interval > 0 ? interval : undefined
 }
-
-/** HubSpot resets the daily budget at midnight in the account's time zone, which we cannot know: UTC midnight is the estimate. */
-export function msUntilNextUtcMidnight (now: number): number {
-  const next = new Date(now)
-  next.setUTCHours(24, 0, 0, 0)
-  return next.getTime() - now
-}

@@ -8,7 +8,9 @@ import type { BreakerState, TokenEvents } from './token-events.js'
  * - HubSpot refused the credentials (401, or 403 for scope or tier): every call would be refused the
  *   same way until an operator fixes the key, so answer 502 upstream_rejected for `rejectedOpenMs`.
  * - `failureThreshold` attempts in a row failed (5xx, timeout, connection): let HubSpot recover for
- *   `failingOpenMs`, answering 503 upstream_unavailable with Retry-After.
+ *   `failingOpenMs`, answering 503 upstream_unavailable with Retry-After. Only HubSpot's failures count:
+ *   a call cut off by its request's own short deadline (outcome `deadline`) is neither a failure nor a
+ *   success, or a saturated budget, leaving callers little time, would open the circuit for everyone.
  * After that, half-open: exactly one probe call goes through; its outcome closes or re-opens the circuit.
  * Per process: each replica learns on its own within a handful of calls, which costs HubSpot little.
  */
@@ -72,6 +74,12 @@ export class CircuitBreaker {
   }
 
   record (report: AttemptReport): void {
+    if (report.outcome === 'deadline') {
+      // The request ran out of its own time: neither a failure nor a success of HubSpot's. A probe
+      // that ends so proved nothing, so the next call may probe instead.
+      this.#probeSince = undefined
+      return
+    }
     const credentialsRefused = report.outcome === 'rejected' && (report.status === 401 || report.status === 403)
     const failed = report.outcome === 'server_error' || report.outcome === 'timeout' || report.outcome === 'connection_error'
     if (credentialsRefused) {

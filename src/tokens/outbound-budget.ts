@@ -75,16 +75,20 @@ export function windowWithMarginMs (windowMs: number): number {
   return windowMs + marginMs(windowMs)
 }
 
+/** Tickets of calls counted through assumeCalls: never handed to a caller. */
+const ASSUMED_TICKET_PREFIX = 'assumed:'
+
 /**
  * The in-process sliding log: reservation times in ascending order (reservations are made at or after
  * the newest one; a confirmation re-inserts in order). Entries leave once a window behind.
  */
 export class SlidingLog {
   readonly #times: number[] = []
-  readonly #tickets: number[] = []
+  readonly #tickets: string[] = []
   readonly #windowMs: number
   #nextTicket = 0
   #pausedUntil = 0
+  #assumed = 0
 
   readonly #spacingMs: number
 
@@ -108,16 +112,16 @@ export class SlidingLog {
   reserve (now: number, maxWaitMs: number): Reservation {
     const at = this.earliest(now)
     const waitMs = at - now
-    const ticket = this.#nextTicket++
-    if (waitMs > maxWaitMs) return { granted: false, waitMs, ticket: String(ticket) }
+    const ticket = String(this.#nextTicket++)
+    if (waitMs > maxWaitMs) return { granted: false, waitMs, ticket }
     this.#times.push(at)
     this.#tickets.push(ticket)
-    return { granted: true, waitMs, ticket: String(ticket) }
+    return { granted: true, waitMs, ticket }
   }
 
   confirm (ticket: string, now: number, moveToNow = true): boolean {
     if (!moveToNow && now >= this.#pausedUntil) return true
-    const index = this.#tickets.indexOf(Number(ticket))
+    const index = this.#tickets.indexOf(ticket)
     if (index !== -1) {
       this.#times.splice(index, 1)
       this.#tickets.splice(index, 1)
@@ -136,12 +140,34 @@ export class SlidingLog {
       if (inWindow >= this.max) return false
     }
     this.#times.splice(position, 0, now)
-    this.#tickets.splice(position, 0, Number(ticket))
+    this.#tickets.splice(position, 0, ticket)
     return true
   }
 
   pause (now: number, ms: number): void {
     this.#pausedUntil = Math.max(this.#pausedUntil, now + ms)
+  }
+
+  /**
+   * Counts `calls` calls made elsewhere at `at` (up to `max`: more cannot matter), as if this log had
+   * made them: the shared window's calls, when this log takes over from it.
+   */
+  assumeCalls (calls: number, at: number): void {
+    let position = this.#times.length
+    while (position > 0 && this.#times[position - 1]! > at) position--
+    for (let i = 0; i < Math.min(calls, this.max); i++) {
+      this.#times.splice(position, 0, at)
+      this.#tickets.splice(position, 0, `${ASSUMED_TICKET_PREFIX}${this.#assumed++}`)
+    }
+  }
+
+  /** The entries still in the window at `now` (reserved slots included), oldest first. */
+  entries (now: number): Array<{ at: number; ticket: string; assumed: boolean }> {
+    this.#prune(now)
+    return this.#times.map((at, index) => {
+      const ticket = this.#tickets[index]!
+      return { at, ticket, assumed: ticket.startsWith(ASSUMED_TICKET_PREFIX) }
+    })
   }
 
   pausedForMs (now: number): number {
@@ -179,6 +205,11 @@ export interface AcquireOptions {
   clock: Clock
   /** Time kept back from the deadline for the call itself: a slot later than that would only time out. */
   callHeadroomMs: number
+  /**
+   * The longest a caller waits for a slot. A slot further off is refused at once (503 with Retry-After)
+   * instead of holding the request for most of its deadline behind a saturated budget.
+   */
+  maxSlotWaitMs: number
   /** A caller this much later than its slot confirms before calling (half the window's margin). */
   lateToleranceMs: number
 }
@@ -191,8 +222,9 @@ export interface Slot {
 }
 
 /**
- * Waits for a slot within the deadline, or refuses at once with 503 upstream_unavailable and a
- * Retry-After saying when a new request would get a slot in time. With `missed` (a call that was held
+ * Waits for a slot (at most `maxSlotWaitMs`, and never past the deadline less the call's headroom), or
+ * refuses at once with 503 upstream_unavailable and a Retry-After saying when a new request would get
+ * a slot in time. With `missed` (a call that was held
  * back because it would have left after its `sendBy`), that reservation first moves to now if no window
  * would overfill, and only otherwise does the caller queue again.
  */
@@ -205,13 +237,13 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
   const startedAt = clock.now()
   for (;;) {
     const askedAt = clock.now()
-    const maxWaitMs = Math.max(0, deadline.remainingMs() - options.callHeadroomMs)
+    const maxWaitMs = Math.max(0, Math.min(options.maxSlotWaitMs, deadline.remainingMs() - options.callHeadroomMs))
     const reservation = await budget.reserve(maxWaitMs)
     if (!reservation.granted) {
       events.budgetRefused()
       // A request sent after this long would find its slot within its own wait: sooner is refused
       // again, later leaves slots unused while callers sit out a longer Retry-After.
-      throw new ServiceError('upstream_unavailable', 'The HubSpot call budget has no free slot before this request\'s deadline', {
+      throw new ServiceError('upstream_unavailable', 'The HubSpot call budget has no free slot soon enough for this request', {
         retryAfterS: (reservation.waitMs - maxWaitMs) / 1000
       })
     }

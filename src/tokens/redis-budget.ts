@@ -11,7 +11,8 @@ import { type OutboundBudget, createMemoryBudget, slotSpacingMs, windowWithMargi
  * Needs Redis 5 or later (scripts replicated by effects, so `TIME` may precede writes).
  *
  * KEYS: budget zset, pause key. ARGV: max, windowMs, unique member, maxWaitMs, spacingMs.
- * Returns { granted (1/0), waitMs }.
+ * Returns { granted (1/0), waitMs, calls in the window, ms from now to the newest of them }: the last
+ * two are what a replica knows of the shared window should Redis fail next.
  */
 const reserveLua = `
 local t = redis.call('TIME')
@@ -32,10 +33,14 @@ if size >= max then
   at = math.max(at, tonumber(limiting[2]) + window)
 end
 local wait = at - now
-if wait > tonumber(ARGV[4]) then return {0, tostring(wait)} end
+if wait > tonumber(ARGV[4]) then
+  local newestIn = 0
+  if size > 0 then newestIn = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) - now end
+  return {0, tostring(wait), size, tostring(newestIn)}
+end
 redis.call('ZADD', KEYS[1], at, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(wait + window))
-return {1, tostring(wait)}`
+return {1, tostring(wait), size + 1, tostring(wait)}`
 
 /**
  * Whether a reserved call may go. ARGV[4] = 0 (an on-time caller): yes unless a 429 pause is on, and the
@@ -65,6 +70,21 @@ redis.call('ZADD', KEYS[1], now, ARGV[3])
 if redis.call('PTTL', KEYS[1]) < window then redis.call('PEXPIRE', KEYS[1], window) end
 return 1`
 
+/**
+ * What a replica did while Redis was unusable, added to the shared log when Redis is back: its calls
+ * (ARGV pairs: ms relative to now, member) and the rest of a 429 pause it could not share.
+ * KEYS: budget zset, pause key. ARGV: windowMs, pauseMs, then the pairs.
+ */
+const replayLua = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local pause = tonumber(ARGV[2])
+if pause > 0 and redis.call('PTTL', KEYS[2]) < pause then redis.call('SET', KEYS[2], '1', 'PX', pause) end
+for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1]) end
+if #ARGV > 2 and redis.call('PTTL', KEYS[1]) < window then redis.call('PEXPIRE', KEYS[1], window) end
+return 1`
+
 /** Never shortens a pause another replica set. */
 const pauseLua = `
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
@@ -78,6 +98,16 @@ export interface RedisBudgetOptions {
   clock: Clock
 }
 
+/**
+ * Around a Redis outage the budget must not exceed HubSpot's window either way:
+ * - When Redis becomes unusable, the fallback (`max / replicas`) starts from what the shared window
+ *   held when this replica last saw it: that many calls, all taken as made at the latest moment they
+ *   can have been (now, or the newest slot if later). A full window therefore stays full for the
+ *   fallback for a whole window, instead of the fallback starting empty and sending a second window's
+ *   worth into HubSpot's current one.
+ * - When Redis is back, the replica adds the calls it made meanwhile, and the rest of any 429 pause it
+ *   could only keep locally, to the shared log, so the window counts them.
+ */
 export function createRedisBudget (options: RedisBudgetOptions): OutboundBudget {
   const { link, budget, clock } = options
   const windowMs = windowWithMarginMs(budget.windowMs)
@@ -87,24 +117,48 @@ export function createRedisBudget (options: RedisBudgetOptions): OutboundBudget 
   const reserveScript = link.defineScript('chatTokenReserveSlot', 2, reserveLua)
   const confirmScript = link.defineScript('chatTokenConfirmSlot', 2, confirmLua)
   const pauseScript = link.defineScript('chatTokenPause', 1, pauseLua)
+  const replayScript = link.defineScript('chatTokenReplayBudget', 2, replayLua)
   const fallback = createMemoryBudget({ max: Math.max(1, Math.floor(budget.max / options.replicas)), windowMs: budget.windowMs }, clock)
   const memberPrefix = `r${randomBytes(6).toString('base64url')}:`
   let counter = 0
+  /** The shared window as last seen (its newest call on this process's clock); cleared once the fallback starts from it. */
+  let lastSeen: { calls: number; newestAt: number } | undefined
+
+  link.onUp(() => {
+    const now = clock.now()
+    const args: Array<string | number> = [windowMs, Math.ceil(fallback.log.pausedForMs(now))]
+    for (const entry of fallback.log.entries(now)) {
+      // Calls that stood for the shared window as last seen are in Redis already.
+      if (!entry.assumed) args.push(entry.at - now, `${memberPrefix}f${entry.ticket}`)
+    }
+    if (args.length > 2 || Number(args[1]) > 0) void link.run(() => replayScript([budgetKey, pauseKey], args))
+  })
+
+  function fallbackNow (): typeof fallback {
+    if (lastSeen !== undefined) {
+      // A caller later than its slot moves its entry to the moment it calls, so the shared calls may
+      // be as late as now, not only as late as the newest slot seen.
+      fallback.log.assumeCalls(lastSeen.calls, Math.max(clock.now(), lastSeen.newestAt))
+      lastSeen = undefined
+    }
+    return fallback
+  }
 
   return {
     reserve: async maxWaitMs => {
       const member = `${memberPrefix}${++counter}`
       const answer = await link.run(() => reserveScript([budgetKey, pauseKey], [budget.max, windowMs, member, Math.floor(maxWaitMs), spacingMs]))
-      if (answer === REDIS_UNAVAILABLE) return fallback.reserve(maxWaitMs)
-      // Lua would truncate a fractional wait to an integer reply: it comes back as a string.
-      const [granted, waitMs] = answer as [number, string]
+      if (answer === REDIS_UNAVAILABLE) return fallbackNow().reserve(maxWaitMs)
+      // Lua would truncate a fractional number to an integer reply: those come back as strings.
+      const [granted, waitMs, calls, newestIn] = answer as [number, string, number, string]
+      lastSeen = { calls, newestAt: clock.now() + Number(newestIn) }
       return { granted: granted === 1, waitMs: Number(waitMs), ticket: member }
     },
     confirm: async (ticket, moveToNow) => {
       // A memory ticket (reserved while Redis was down) confirms against memory.
       if (!ticket.startsWith(memberPrefix)) return fallback.confirm(ticket, moveToNow)
       const answer = await link.run(() => confirmScript([budgetKey, pauseKey], [budget.max, windowMs, ticket, moveToNow ? 1 : 0]))
-      return answer === REDIS_UNAVAILABLE ? fallback.confirm(ticket, moveToNow) : answer === 1
+      return answer === REDIS_UNAVAILABLE ? fallbackNow().confirm(ticket, moveToNow) : answer === 1
     },
     pause: async ms => {
       // Kept locally too, so the pause survives Redis failing right after.

@@ -5,7 +5,7 @@ import { Deadline } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
 import { type AttemptGate, type AttemptReport, type HubSpotClientOptions, type SendPermit, createHubSpotClient, tokenPath } from '../../src/hubspot/client.js'
 import type { Fault, HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
-import { ACCESS_TOKEN, startEmulator } from '../helper.js'
+import { ACCESS_TOKEN, manualClock, startEmulator } from '../helper.js'
 
 /** The HubSpot client against the emulator over real sockets: retries, deadlines and error mapping. */
 
@@ -117,6 +117,25 @@ t.test('a DAILY 429 is never retried', async t => {
   t.ok(Math.abs(error.retryAfterS! - untilMidnight) < 5, 'Retry-After runs to the estimated reset')
 })
 
+t.test('a DAILY 429 waits until midnight in the account\'s time zone, and tells the gate so every replica pauses', async t => {
+  const emulator = await startEmulator(t)
+  emulator.setFaults({ sequence: [status(429, { body: dailyBody })] })
+  // 20:30 in Los Angeles on the eve of the spring DST change: midnight there is 3.5 hours away.
+  const clock = manualClock(Date.parse('2026-03-07T20:30:00-08:00'))
+  const paused: number[] = []
+  const gate: AttemptGate = {
+    before: async () => undefined,
+    after: () => {},
+    rateLimited: () => { t.fail('a DAILY 429 is not the ten-second window') },
+    dailyLimitReached: waitMs => { paused.push(waitMs) }
+  }
+  const client = clientFor(t, emulator, { accountTimeZone: 'America/Los_Angeles' }, { gate, clock })
+  const error = await failure(client.createVisitorToken(identity, new Deadline(3000), log))
+  t.equal(error.code, 'upstream_unavailable')
+  t.equal(error.retryAfterS, 3.5 * 3600)
+  t.same(paused, [3.5 * 3600 * 1000])
+})
+
 t.test('refusals are not retried and map to upstream_rejected', async t => {
   const emulator = await startEmulator(t)
   const cases: Array<[string, () => void]> = [
@@ -174,7 +193,8 @@ t.test('an attempt held back for leaving after its send-by time is renewed and s
     // Already past its send-by time when the request reaches the socket: undici must not write it.
     before: async () => ({ sendBy: Date.now() - 1, renew: async () => { renewals++; return onTime } }),
     after: report => { reports.push(report) },
-    rateLimited: () => {}
+    rateLimited: () => {},
+    dailyLimitReached: () => {}
   }
   const client = clientFor(t, emulator, {}, { gate })
   const minted = await client.createVisitorToken(identity, new Deadline(3000), log)
@@ -193,7 +213,8 @@ t.test('a held-back attempt whose renewal the budget refuses sends nothing and r
       renew: async () => { throw new ServiceError('upstream_unavailable', 'no slot before the deadline', { retryAfterS: 2 }) }
     }),
     after: report => { reports.push(report) },
-    rateLimited: () => {}
+    rateLimited: () => {},
+    dailyLimitReached: () => {}
   }
   const client = clientFor(t, emulator, {}, { gate })
   const error = await failure(client.createVisitorToken(identity, new Deadline(3000), log))

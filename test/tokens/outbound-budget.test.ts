@@ -171,9 +171,9 @@ t.test('acquireSlot refuses at once with 503 and Retry-After when no slot comes 
   const budget = createMemoryBudget({ max: 1, windowMs: 10_000 }, clock)
   const refused: number[] = []
   const events = { ...noTokenEvents, budgetRefused: () => { refused.push(1) } }
-  await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, lateToleranceMs: 50 })
+  await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   const started = Date.now()
-  const error = await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, lateToleranceMs: 50 }).catch((e: unknown) => e)
+  const error = await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }).catch((e: unknown) => e)
   t.ok(Date.now() - started < 100, 'no waiting for a slot that cannot come in time')
   t.ok(error instanceof ServiceError)
   t.equal((error as ServiceError).code, 'upstream_unavailable')
@@ -181,13 +181,33 @@ t.test('acquireSlot refuses at once with 503 and Retry-After when no slot comes 
   t.equal(refused.length, 1)
 })
 
+t.test('acquireSlot waits at most maxSlotWaitMs: a slot further off is refused at once, though the deadline would allow it', async t => {
+  const clock = manualClock(0)
+  const budget = createMemoryBudget({ max: 1, windowMs: 2000 }, clock)
+  const waited: number[] = []
+  const refused: number[] = []
+  const events = { ...noTokenEvents, budgetWaited: (ms: number) => { waited.push(ms) }, budgetRefused: () => { refused.push(clock.now()) } }
+  const options = { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 1000, lateToleranceMs: 50 }
+  await acquireSlot(budget, new Deadline(10_000, clock), options)
+  clock.advance(500)
+  // The next slot is 2.2 s after the first (window + margin): 1.7 s from now, well within a 10 s deadline.
+  const error = await acquireSlot(budget, new Deadline(10_000, clock), options).catch((e: unknown) => e)
+  t.ok(error instanceof ServiceError)
+  t.equal((error as ServiceError).code, 'upstream_unavailable')
+  t.equal((error as ServiceError).retryAfterS, 1, 'Retry-After: when the slot is within the wait (0.7 s, rounded up)')
+  t.same(refused, [500], 'refused at once')
+  t.equal(waited.length, 1, 'only the first caller took a slot')
+  clock.advance(700)
+  t.match(await budget.reserve(1000), { granted: true, waitMs: 1000 }, 'told to come back then, a caller finds its slot within the wait')
+})
+
 t.test('acquireSlot sleeps until its reserved slot and reports the wait', async t => {
   const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
   const waits: number[] = []
   const events = { ...noTokenEvents, budgetWaited: (ms: number) => { waits.push(ms) } }
-  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   const started = Date.now()
-  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   t.ok(Date.now() - started >= 100, 'waited for the first call to leave the window')
   t.ok(waits[0]! < 20)
   t.ok(waits[1]! >= 100 && waits[1]! < 300, `waited ${waits[1]} ms`)
@@ -195,8 +215,8 @@ t.test('acquireSlot sleeps until its reserved slot and reports the wait', async 
 
 t.test('a caller that slept into a 429 pause gives up its slot and queues behind the pause', async t => {
   const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
-  await acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
-  const waiting = acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, lateToleranceMs: 50 })
+  await acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
+  const waiting = acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   await budget.pause(400)
   const started = Date.now()
   await waiting
@@ -207,7 +227,7 @@ t.test('a call held back for leaving late renews its own reservation: moved to n
   const clock = manualClock(0)
   // Stretched window 1100 ms, slots 200 ms apart, 50 ms tolerance for leaving late.
   const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
-  const options = { events: noTokenEvents, clock, callHeadroomMs: 100, lateToleranceMs: 50 }
+  const options = { events: noTokenEvents, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
   const deadline = new Deadline(5000, clock)
   const first = await acquireSlot(budget, deadline, options)
   t.equal(first.sendBy, 50, 'to be sent by its slot (0) plus the tolerance')
@@ -223,7 +243,7 @@ t.test('a held-back call queues again when moving to now would overfill a later 
   const clock = manualClock(0)
   const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
   const refusals: number[] = []
-  const options = { events: { ...noTokenEvents, budgetRefused: () => { refusals.push(clock.now()) } }, clock, callHeadroomMs: 100, lateToleranceMs: 50 }
+  const options = { events: { ...noTokenEvents, budgetRefused: () => { refusals.push(clock.now()) } }, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
   const deadline = new Deadline(1200, clock)
   const first = await acquireSlot(budget, deadline, options)
   t.match(await budget.reserve(5000), { granted: true, waitMs: 200 })
