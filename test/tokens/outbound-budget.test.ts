@@ -166,6 +166,19 @@ t.test('the memory budget keeps a latency margin on top of the window, on the in
   t.match(await budget.reserve(0), { granted: true, waitMs: 0 })
 })
 
+t.test('a log taking over from the shared window counts its calls: full, it stays full for one window; half full, it has half', async t => {
+  const clock = manualClock(0)
+  const full = new SlidingLog(10, 1100, 0)
+  full.assumeCalls(20, 300)
+  t.match(full.reserve(clock.now(), 5000), { granted: true, waitMs: 1400 }, 'no slot until the assumed calls have left the window')
+  t.same(full.entries(0).filter(entry => !entry.assumed).length, 1, 'only its own call is its own')
+  const half = new SlidingLog(10, 1100, 0)
+  half.assumeCalls(5, 300)
+  clock.set(300)
+  for (let i = 0; i < 5; i++) t.match(half.reserve(clock.now(), 0), { granted: true, waitMs: 0 })
+  t.match(half.reserve(clock.now(), 0), { granted: false, waitMs: 1100 }, 'the other half is its own')
+})
+
 t.test('acquireSlot refuses at once with 503 and Retry-After when no slot comes before the deadline', async t => {
   const clock = manualClock(0)
   const budget = createMemoryBudget({ max: 1, windowMs: 10_000 }, clock)
