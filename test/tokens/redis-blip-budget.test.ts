@@ -1,4 +1,7 @@
 import t from 'tap'
+import { connectRedis } from '../../src/redis/connection.js'
+import { createRedisBudget } from '../../src/tokens/redis-budget.js'
+import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type HttpAnswer, type RunningService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 import { startTcpProxy } from '../tcp-proxy.js'
@@ -14,6 +17,7 @@ const skip = await redisSkipReason()
 t.setTimeout(120_000)
 
 const LIMIT = 20
+const silentLog = { info: () => {}, warn: () => {} } as never
 /** Long enough that the calls made right after the blip land in the window the first ones filled. */
 const WINDOW = '3s'
 
@@ -70,4 +74,33 @@ t.test('a Redis blip right after the shared window filled up: HubSpot never answ
   t.equal(stats.rejected429, 0, 'HubSpot never answered 429')
   t.ok(stats.maxInWindow <= LIMIT, `HubSpot never saw more than the budget in one window (${stats.maxInWindow})`)
   for (const [key] of statuses) t.match(key, /^\w+ (200|503)$/, `${key}: served, or refused with 503 while the budget is spent`)
+})
+
+t.test('what a replica did while Redis was away reaches the shared window when it is back: its calls and a 429 pause', { skip }, async t => {
+  const scope = redisScope(t)
+  const target = new URL(SHARED_REDIS_URL)
+  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
+  const viaProxy = new URL(SHARED_REDIS_URL)
+  viaProxy.hostname = proxy.host
+  viaProxy.port = String(proxy.port)
+  const link = await connectRedis({ url: viaProxy.href, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
+  t.teardown(() => link.close())
+  await link.waitUntilUp(2000)
+  const budget = createRedisBudget({ link, budget: { max: 10, windowMs: 10_000 }, replicas: 2, clock: { now: Date.now } })
+  t.match(await budget.reserve(0), { granted: true })
+  t.equal(await scope.redis.zcard(`${scope.prefix}budget`), 1)
+
+  proxy.setMode({ kind: 'closed' })
+  await until('the link sees Redis gone', () => !link.isUp())
+  // The shared window held one call when last seen: four of this replica's five remain.
+  const soon: boolean[] = []
+  for (let i = 0; i < 5; i++) soon.push((await budget.reserve(60_000)).waitMs < 5000)
+  t.same(soon, [true, true, true, true, false], 'the fallback counts the shared call it saw: the fifth waits for the window')
+  await budget.pause(8000)
+  t.equal(await scope.redis.pttl(`${scope.prefix}backoff`), -2, 'the pause could only be kept locally')
+
+  proxy.setMode({ kind: 'pass' })
+  await until('the calls and the pause made without Redis reach it', async () =>
+    await scope.redis.zcard(`${scope.prefix}budget`) === 6 && await scope.redis.pttl(`${scope.prefix}backoff`) > 5000)
+  t.pass('five calls made or reserved without Redis joined the shared window, and the pause is shared')
 })
