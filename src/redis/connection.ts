@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../deadline.js'
 import type { RedisDegradation, TokenEvents } from '../tokens/token-events.js'
 import { isEvicting, type MemoryReport, parseMemoryReport } from './memory-pressure.js'
+import { createRedisClient, redisHostNames } from './redis-options.js'
 
 /**
  * The service's link to Redis: a command connection with short timeouts, a subscriber connection, and
@@ -142,7 +143,7 @@ const DEGRADATION_DETAILS: Readonly<Record<RedisDegradation, string>> = {
  */
 function connectionFailure (error: Error & { code?: string }, url: string): string {
   if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
-    return `the host "${new URL(url).hostname}" of REDIS_URL does not resolve (${error.code}): check the name`
+    return `the host "${redisHostNames(url).join('", "')}" of REDIS_URL does not resolve (${error.code}): check the name`
   }
   return error.code ?? error.message
 }
@@ -158,7 +159,7 @@ export async function connectRedis (options: RedisLinkOptions): Promise<RedisLin
 
 function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis): RedisLink {
   const { log, events, clock } = options
-  const client = new RedisClient(options.url, {
+  const client = createRedisClient(RedisClient, options.url, {
     // Commands are refused at once while disconnected instead of queueing behind a reconnect.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

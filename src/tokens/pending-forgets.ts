@@ -4,6 +4,7 @@ import { appendFile, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Clock } from '../deadline.js'
+import { redisTargetIdentity } from '../redis/redis-options.js'
 
 export interface PendingForget {
   /** Keyed hash of the email (CacheCrypto.emailHash): the email itself is never written anywhere. */
@@ -30,8 +31,7 @@ const LINE = /^([A-Za-z0-9_-]+) (\d+)$/
  * a read-only container, and kept across restarts of the process in it).
  */
 export function defaultPendingForgetsFile (redisUrl: string, keyPrefix: string): string {
-  const url = new URL(redisUrl)
-  const target = digest('sha256', `${url.hostname}:${url.port}${url.pathname}\n${keyPrefix}`, 'base64url').slice(0, 16)
+  const target = digest('sha256', `${redisTargetIdentity(redisUrl)}\n${keyPrefix}`, 'base64url').slice(0, 16)
   return join(tmpdir(), `chat-token-logouts-${target}.log`)
 }
 

@@ -3,6 +3,7 @@ import type { RateBudget } from '../config.js'
 import type { Clock } from '../deadline.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 import { type OutboundBudget, createMemoryBudget, slotSpacingMs, windowWithMarginMs } from './outbound-budget.js'
+import { RecentGrants } from './recent-grants.js'
 
 /**
  * The same reservation algorithm as SlidingLog, in one atomic script over a sorted set of reservation
@@ -72,7 +73,8 @@ return 1`
 
 /**
  * What a replica did while Redis was unusable, added to the shared log when Redis is back: its calls
- * (ARGV pairs: ms relative to now, member) and the rest of a 429 pause it could not share.
+ * (ARGV pairs: ms relative to now, member) and the rest of a 429 pause it could not share, with the
+ * slots Redis granted it lately (NX: a member Redis still has keeps its score).
  * KEYS: budget zset, pause key. ARGV: windowMs, pauseMs, then the pairs.
  */
 const replayLua = `
@@ -81,7 +83,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local pause = tonumber(ARGV[2])
 if pause > 0 and redis.call('PTTL', KEYS[2]) < pause then redis.call('SET', KEYS[2], '1', 'PX', pause) end
-for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1]) end
+for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[i]), ARGV[i + 1]) end
 if #ARGV > 2 and redis.call('PTTL', KEYS[1]) < window then redis.call('PEXPIRE', KEYS[1], window) end
 return 1`
 
@@ -123,6 +125,7 @@ export function createRedisBudget (options: RedisBudgetOptions): OutboundBudget 
   let counter = 0
   /** The shared window as last seen (its newest call on this process's clock); cleared once the fallback starts from it. */
   let lastSeen: { calls: number; newestAt: number } | undefined
+  const grants = new RecentGrants(windowMs, budget.max * 2)
 
   link.onUp(() => {
     const now = clock.now()
@@ -131,6 +134,8 @@ export function createRedisBudget (options: RedisBudgetOptions): OutboundBudget 
       // Calls that stood for the shared window as last seen are in Redis already.
       if (!entry.assumed) args.push(entry.at - now, `${memberPrefix}f${entry.ticket}`)
     }
+    // A failover may have lost them (see RecentGrants); those Redis still has are left as they are.
+    for (const grant of grants.entries(now)) args.push(grant.at - now, grant.member)
     if (args.length > 2 || Number(args[1]) > 0) void link.run(() => replayScript([budgetKey, pauseKey], args))
   })
 
@@ -152,6 +157,7 @@ export function createRedisBudget (options: RedisBudgetOptions): OutboundBudget 
       // Lua would truncate a fractional number to an integer reply: those come back as strings.
       const [granted, waitMs, calls, newestIn] = answer as [number, string, number, string]
       lastSeen = { calls, newestAt: clock.now() + Number(newestIn) }
+      if (granted === 1) grants.record(member, clock.now() + Number(waitMs))
       return { granted: granted === 1, waitMs: Number(waitMs), ticket: member }
     },
     confirm: async (ticket, moveToNow) => {

@@ -1,0 +1,137 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { until } from '../helper.js'
+import { freePort } from '../redis-helper.js'
+
+/**
+ * A real Redis Sentinel deployment on loopback: a master, a replica and three Sentinels (quorum 2),
+ * each a redis-server process with its own temporary directory and no persistence, all killed at
+ * teardown. Sentinels call a master down after 1 s without an answer.
+ */
+
+type Teardown = { teardown: (fn: () => unknown) => void }
+
+export const MASTER_NAME = 'mymaster'
+const DOWN_AFTER_MS = 1000
+
+export interface RedisProcess {
+  port: number
+  kill: () => Promise<void>
+}
+
+export interface SentinelTopology {
+  /** REDIS_URL in the sentinel form, listing the three Sentinels. */
+  url: string
+  sentinelPorts: number[]
+  /** The data nodes, master first at the start. */
+  nodes: RedisProcess[]
+  /** The port Sentinel names as master now. */
+  masterPort: () => Promise<number>
+  /** A connection to a Sentinel, for SENTINEL commands. */
+  sentinel: Redis
+  /** A connection to whichever node is master now (a new one after each call). */
+  master: () => Promise<Redis>
+}
+
+async function startRedisProcess (t: Teardown, args: string[], ready: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  process.once('exit', () => child.kill('SIGKILL'))
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+  })
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', code => reject(new Error(`redis-server ${args.join(' ')} exited (${code}): ${output}`)))
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes(ready)) resolve()
+    })
+  })
+  return child
+}
+
+function connection (port: number): Redis {
+  const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 200 })
+  redis.on('error', () => {})
+  return redis
+}
+
+async function startNode (t: Teardown, dir: string, replicaOf?: number): Promise<RedisProcess> {
+  const port = await freePort()
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  if (replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(replicaOf))
+  const child = await startRedisProcess(t, args, 'Ready to accept connections')
+  return {
+    port,
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGKILL')
+      await exited
+    }
+  }
+}
+
+export async function startSentinelTopology (t: Teardown): Promise<SentinelTopology> {
+  const dir = mkdtempSync(join(tmpdir(), 'chat-token-sentinel-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const master = await startNode(t, dir)
+  const replica = await startNode(t, dir, master.port)
+  const sentinelPorts: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const file = join(dir, `sentinel-${i}.conf`)
+    // Sentinel rewrites its configuration file as it learns the topology: each needs a writable one.
+    writeFileSync(file, [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${MASTER_NAME} ${DOWN_AFTER_MS}`,
+      `sentinel failover-timeout ${MASTER_NAME} 4000`,
+      `sentinel parallel-syncs ${MASTER_NAME} 1`,
+      ''
+    ].join('\n'))
+    await startRedisProcess(t, [file, '--sentinel'], '+monitor master')
+    sentinelPorts.push(port)
+  }
+  const sentinel = connection(sentinelPorts[0]!)
+  const inspector = connection(replica.port)
+  t.teardown(() => { sentinel.disconnect(); inspector.disconnect() })
+  await until('the replica is in sync', async () => /master_link_status:up/.test(await inspector.info('replication')), 20_000)
+  // A failover needs every Sentinel to know the replica and the other Sentinels (hello messages, every 2 s).
+  await until('the Sentinels know the replica and each other', async () => {
+    for (const port of sentinelPorts) {
+      const asked = connection(port)
+      try {
+        const replicas = await asked.call('SENTINEL', 'REPLICAS', MASTER_NAME) as unknown[]
+        const others = await asked.call('SENTINEL', 'SENTINELS', MASTER_NAME) as unknown[]
+        if (replicas.length < 1 || others.length < 2) return false
+      } finally {
+        asked.disconnect()
+      }
+    }
+    return true
+  }, 20_000)
+
+  const masterPort = async (): Promise<number> => {
+    const [, port] = await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME) as [string, string]
+    return Number(port)
+  }
+  return {
+    url: `redis+sentinel://${sentinelPorts.map(port => `127.0.0.1:${port}`).join(',')}/${MASTER_NAME}`,
+    sentinelPorts,
+    nodes: [master, replica],
+    masterPort,
+    sentinel,
+    master: async () => connection(await masterPort())
+  }
+}
