@@ -5,8 +5,11 @@ import type { AddressInfo } from 'node:net'
 import { createSigner } from 'fast-jwt'
 import type { FastifyInstance } from 'fastify'
 import { request } from 'undici'
+import { rm } from 'node:fs/promises'
 import { buildApp, type AppDependencies } from '../src/app.js'
 import { type Env, loadConfig } from '../src/config.js'
+import { DEFAULT_REDIS_KEY_PREFIX } from '../src/redis/connection.js'
+import { defaultPendingForgetsFile } from '../src/tokens/pending-forgets.js'
 import { createHubSpotEmulator, type EmulatorOptions, type EmulatorStats, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
 
 /** Shared test fixtures: a real emulator and a real listening service for each test, no stubs. */
@@ -49,9 +52,14 @@ export interface HttpAnswer {
 }
 
 export async function startService (t: Teardown, env: Env, deps: AppDependencies = {}): Promise<RunningService> {
-  const app = await buildApp(loadConfig(env), deps)
+  const config = loadConfig(env)
+  const app = await buildApp(config, deps)
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
+  // Logouts that could not reach the test's Redis stay in a file under the temporary directory (they
+  // would be replayed by a later replica of the same Redis): no later test has that Redis.
+  const redisUrl = config.redisUrl
+  if (redisUrl !== undefined) t.teardown(() => rm(defaultPendingForgetsFile(redisUrl, deps.redisKeyPrefix ?? DEFAULT_REDIS_KEY_PREFIX), { force: true }))
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   const send: RunningService['send'] = async (method, path, headers = {}, body) => {
     const response = await request(url + path, { method, headers, body })
