@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.js'
 import { DEFAULT_REDIS_KEY_PREFIX } from '../redis/connection.js'
+import { createRedisClient, describeRedisTarget, isSentinelUrl, redisContactUrl } from '../redis/redis-options.js'
 import { checkResult, type CheckResult, elapsedMs } from './check.js'
 import { connectionProblem, errorCode } from './network-errors.js'
 
@@ -12,15 +13,16 @@ export async function checkRedis (config: Config): Promise<CheckResult> {
   if (config.redisUrl === undefined) {
     return checkResult(NAME, 'skip', 'no REDIS_URL: each replica keeps its own token cache and budgets (fine for one replica)')
   }
-  const url = new URL(config.redisUrl)
-  const where = `${url.protocol}//${url.hostname}${url.port === '' ? '' : `:${url.port}`}`
+  const url = redisContactUrl(config.redisUrl)
+  const where = isSentinelUrl(config.redisUrl) ? describeRedisTarget(config.redisUrl) : `${url.protocol}//${url.hostname}${url.port === '' ? '' : `:${url.port}`}`
   const { Redis } = await import('ioredis')
-  const client = new Redis(config.redisUrl, {
+  const client = createRedisClient(Redis, config.redisUrl, {
     lazyConnect: true,
     connectTimeout: TIMEOUT_MS,
     commandTimeout: TIMEOUT_MS,
     maxRetriesPerRequest: 0,
-    retryStrategy: () => null
+    retryStrategy: () => null,
+    sentinelRetryStrategy: () => null
   })
   let lastError: unknown
   client.on('error', error => { lastError = error })

@@ -159,3 +159,11 @@ export function redisTargetIdentity (url: string): string {
   const parsed = new URL(url)
   return `${parsed.hostname}:${parsed.port}${parsed.pathname}`
 }
+
+/** Redis's own address, or the first Sentinel's, as a URL: what a message about connecting names. */
+export function redisContactUrl (url: string): URL {
+  if (!isSentinelUrl(url)) return new URL(url)
+  const target = parseSentinelUrl(url)
+  const first = typeof target === 'string' ? undefined : target.sentinels[0]
+  return new URL(first === undefined ? 'redis://sentinel' : `redis://${first.host.includes(':') ? `[${first.host}]` : first.host}:${first.port}`)
+}

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type RunningService, until } from '../helper.js'
+import { checkRedis } from '../../src/doctor/redis-check.js'
+import { loadConfig } from '../../src/config.js'
 import { redisSkipReason } from '../redis-helper.js'
 import { MASTER_NAME, startSentinelTopology } from './sentinel-helper.js'
 
@@ -146,4 +148,14 @@ t.test('a Sentinel failover, then a killed master, under load: no failed request
   for (const key of leftAtOnce) t.ok(await master.pttl(key) <= 6000, `${key} expires within the lock TTL`)
   await until('no lock is left', async () => (await lockKeys()).length === 0, 8000)
   t.same(await lockKeys(), [], 'no lock key is left behind')
+})
+
+t.test('npm run doctor checks Redis through the Sentinels, and says so when none answers', { skip }, async t => {
+  const topology = await startSentinelTopology(t)
+  const ok = await checkRedis(loadConfig(baseEnv(undefined, { REDIS_URL: topology.url })))
+  t.equal(ok.status, 'ok')
+  t.match(ok.summary, /master "mymaster" \(db 0\) through Sentinels 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+: PING/)
+  const nobody = await checkRedis(loadConfig(baseEnv(undefined, { REDIS_URL: 'redis+sentinel://127.0.0.1:9/mymaster' })))
+  t.equal(nobody.status, 'fail')
+  t.match(nobody.summary, /^master "mymaster" \(db 0\) through Sentinels 127\.0\.0\.1:9: /)
 })
