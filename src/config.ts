@@ -1,8 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { isSentinelUrl, parseSentinelList, parseSentinelUrl, sentinelUrlFromParts } from './redis/redis-options.js'
 import { isTimeZone } from './hubspot/account-day.js'
+import { isSentinelUrl, parseSentinelList, parseSentinelUrl, sentinelUrlFromParts } from './redis/redis-options.js'
 
 /**
  * The service's whole configuration, read from environment variables once at start-up.
@@ -77,6 +77,10 @@ export interface Config {
   /** `mintLimit`: new tokens per identity per rolling window (TOKEN_MINT_LIMIT). */
   tokenCache: { ttlS: number; maxEntries: number; mintLimit: RateBudget }
   redisUrl: string | undefined
+  /** CACHE_KEY(_FILE): the token cache's own key material, newest first (comma-separated); unset = derived from the HubSpot token. */
+  cacheKey: string | undefined
+  /** Paths of the `_FILE` secrets: re-read when they change and on SIGHUP (src/secrets). */
+  secretFiles: SecretFiles
   callerRateLimit: { max: number; windowS: number }
   shutdownDrainMs: number
   /** Public listener limits; the README's runbook says why keep-alive outlives the load balancer's idle timeout. */
@@ -92,6 +96,14 @@ export interface Config {
 export interface ConfigWarning {
   setting: string
   message: string
+}
+
+export interface SecretFiles {
+  hubspotAccessToken: string | undefined
+  jwtSecret: string | undefined
+  jwtPublicKey: string | undefined
+  userLookupAuth: string | undefined
+  cacheKey: string | undefined
 }
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -163,14 +175,22 @@ export function loadConfig (env: Env, options: LoadConfigOptions = {}): Config {
       lastNameClaim: read.text('LAST_NAME_CLAIM', 'family_name'),
       requireEmailVerified: read.boolean('REQUIRE_EMAIL_VERIFIED', false)
     },
-    userLookup: readUserLookup(read, upstreamUrl),
+    userLookup: readUserLookup(read, upstreamUrl, readFile),
     corsOrigins: readCorsOrigins(read),
     tokenCache: {
       ttlS: read.integer('TOKEN_CACHE_TTL_S', 21_600, 1, MAX_TOKEN_CACHE_TTL_S),
       maxEntries: read.integer('TOKEN_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
-      mintLimit: readBudget(read, 'TOKEN_MINT_LIMIT', '5/1h')
+      mintLimit: readBudget(read, 'TOKEN_MINT_LIMIT', '10/1h')
     },
     redisUrl: readRedisUrl(read),
+    cacheKey: readCacheKey(read, readFile),
+    secretFiles: {
+      hubspotAccessToken: read.raw('HUBSPOT_ACCESS_TOKEN_FILE'),
+      jwtSecret: read.raw('JWT_SECRET_FILE'),
+      jwtPublicKey: read.raw('JWT_PUBLIC_KEY_FILE'),
+      userLookupAuth: read.raw('USER_LOOKUP_AUTH_FILE'),
+      cacheKey: read.raw('CACHE_KEY_FILE')
+    },
     callerRateLimit: {
       max: read.integer('RATE_LIMIT_MAX', 30, 1, 1_000_000),
       windowS: read.integer('RATE_LIMIT_WINDOW_S', 60, 1, 86_400)
@@ -370,29 +390,33 @@ interface JwtReadContext {
 }
 
 function readJwt (read: EnvReader, readFile: (path: string) => string, context: JwtReadContext): JwtConfig {
-  const secret = read.raw('JWT_SECRET')
+  const secretGiven = read.raw('JWT_SECRET') !== undefined || read.raw('JWT_SECRET_FILE') !== undefined
   const pemGiven = read.raw('JWT_PUBLIC_KEY') !== undefined || read.raw('JWT_PUBLIC_KEY_FILE') !== undefined
   const jwksUrl = context.upstreamUrl('JWT_JWKS_URL', read.optionalUrl('JWT_JWKS_URL', ['http:', 'https:']))
   const jwksGiven = read.raw('JWT_JWKS_URL') !== undefined
-  const given = [secret !== undefined, pemGiven, jwksGiven].filter(Boolean).length
+  const given = [secretGiven, pemGiven, jwksGiven].filter(Boolean).length
 
   let key: JwtKeySource = { kind: 'secret', secret: '' }
   let allowed: JwtAlgorithm[] = hmacAlgorithms
   if (given !== 1) {
     read.problem('JWT_SECRET', `exactly one of JWT_SECRET, JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE), JWT_JWKS_URL must be set (${given} are)`)
-  } else if (secret !== undefined) {
-    checkSecretStrength(read, secret, context.demo)
-    key = { kind: 'secret', secret }
+  } else if (secretGiven) {
+    const secret = readSecret(read, 'JWT_SECRET', readFile, true)
+    if (secret !== undefined) {
+      const name = read.raw('JWT_SECRET_FILE') === undefined ? 'JWT_SECRET' : 'JWT_SECRET_FILE'
+      for (const problem of jwtSecretProblems(secret, context.demo)) read.problem(name, problem)
+      key = { kind: 'secret', secret }
+    }
   } else if (pemGiven) {
     // Env files often carry a PEM on one line with literal "\n" escapes.
     const pem = readSecret(read, 'JWT_PUBLIC_KEY', readFile, true)?.replace(/\\n/g, '\n')
     if (pem !== undefined) {
-      const parsed = parsePublicKey(pem)
+      const parsed = publicKeysFrom(pem)
       if (typeof parsed === 'string') {
         read.problem(read.raw('JWT_PUBLIC_KEY_FILE') === undefined ? 'JWT_PUBLIC_KEY' : 'JWT_PUBLIC_KEY_FILE', parsed)
       } else {
         key = { kind: 'public-key', pem }
-        allowed = algorithmsForKey(parsed)
+        allowed = asymmetricAlgorithms.filter(algorithm => parsed.some(one => algorithmsForKey(one).includes(algorithm)))
       }
     }
   } else if (jwksUrl !== undefined) {
@@ -417,13 +441,33 @@ function readJwt (read: EnvReader, readFile: (path: string) => string, context: 
   }
 }
 
-function checkSecretStrength (read: EnvReader, secret: string, demo: boolean): void {
-  const bytes = Buffer.byteLength(secret, 'utf8')
-  if (bytes < MIN_JWT_SECRET_BYTES) {
-    read.problem('JWT_SECRET', `must be at least ${MIN_JWT_SECRET_BYTES} bytes (RFC 7518 §3.2), got ${bytes}; make one with: openssl rand -base64 48`)
-  } else if (PUBLISHED_DEMO_SECRETS.has(secret) && !demo) {
-    read.problem('JWT_SECRET', 'is the demo secret published in this repository, so anyone can sign sessions with it; set your own (CHAT_TOKEN_DEMO=true allows it for the demo only)')
-  }
+/** Several secrets or keys, newest first: separated by commas or line breaks (a secret holds neither). */
+export function secretList (text: string): string[] {
+  return text.split(/[,\r\n]+/).map(item => item.trim()).filter(item => item !== '')
+}
+
+/** "secret 2 of 3 " when there are several, else nothing: problems name the one they are about. */
+function ordinal (index: number, count: number): string {
+  return count === 1 ? '' : `secret ${index + 1} of ${count} `
+}
+
+/**
+ * JWT_SECRET holds one or more HMAC secrets, newest first (several while sessions signed with the
+ * previous one are still about); each must be strong on its own, never the published demo secret.
+ */
+export function jwtSecretProblems (text: string, demo: boolean): string[] {
+  const secrets = secretList(text)
+  if (secrets.length === 0) return ['holds no secret']
+  return secrets.flatMap((secret, i) => {
+    const bytes = Buffer.byteLength(secret, 'utf8')
+    if (bytes < MIN_JWT_SECRET_BYTES) {
+      return [`${ordinal(i, secrets.length)}must be at least ${MIN_JWT_SECRET_BYTES} bytes (RFC 7518 §3.2), got ${bytes}; make one with: openssl rand -base64 48`]
+    }
+    if (PUBLISHED_DEMO_SECRETS.has(secret) && !demo) {
+      return [`${ordinal(i, secrets.length)}is the demo secret published in this repository, so anyone can sign sessions with it; set your own (CHAT_TOKEN_DEMO=true allows it for the demo only)`]
+    }
+    return []
+  })
 }
 
 /** Checks an upstream URL that was already read; returns it, or undefined when it is refused. */
@@ -447,6 +491,28 @@ function httpsUnlessLoopback (read: EnvReader, allowHttp: boolean): UpstreamUrlC
 export function isLoopbackHost (hostname: string): boolean {
   if (hostname === 'localhost' || hostname === '[::1]') return true
   return isIP(hostname) === 4 && hostname.startsWith('127.')
+}
+
+/** The PEM blocks of a JWT_PUBLIC_KEY value (several while a key is being replaced), newest first. */
+export function pemBlocks (text: string): string[] {
+  return text.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? [text]
+}
+
+/** Every public key of a JWT_PUBLIC_KEY value, or what is wrong with it. */
+export function publicKeysFrom (text: string): KeyObject[] | string {
+  const blocks = pemBlocks(text)
+  const keys: KeyObject[] = []
+  for (const [i, block] of blocks.entries()) {
+    const parsed = parsePublicKey(block)
+    if (typeof parsed === 'string') return blocks.length === 1 ? parsed : `key ${i + 1} of ${blocks.length} ${parsed}`
+    keys.push(parsed)
+  }
+  return keys
+}
+
+/** The algorithms a public key can verify. */
+export function algorithmsForPublicKey (key: KeyObject): JwtAlgorithm[] {
+  return algorithmsForKey(key)
 }
 
 function parsePublicKey (pem: string): KeyObject | string {
@@ -499,7 +565,7 @@ function readCookieName (read: EnvReader): string | undefined {
   return value
 }
 
-function readUserLookup (read: EnvReader, upstreamUrl: UpstreamUrlCheck): UserLookupConfig | undefined {
+function readUserLookup (read: EnvReader, upstreamUrl: UpstreamUrlCheck, readFile: (path: string) => string): UserLookupConfig | undefined {
   const urlTemplate = read.raw('USER_LOOKUP_URL')
   const timeoutMs = read.integer('USER_LOOKUP_TIMEOUT_MS', 3000, 100, 60_000)
   if (urlTemplate === undefined) return undefined
@@ -516,7 +582,38 @@ function readUserLookup (read: EnvReader, upstreamUrl: UpstreamUrlCheck): UserLo
     return undefined
   }
   if (upstreamUrl('USER_LOOKUP_URL', urlTemplate) === undefined) return undefined
-  return { urlTemplate, authorization: read.raw('USER_LOOKUP_AUTH'), timeoutMs }
+  const authorization = readSecret(read, 'USER_LOOKUP_AUTH', readFile, false)
+  const authorizationProblem = authorization === undefined ? undefined : headerValueProblem(authorization)
+  if (authorizationProblem !== undefined) read.problem(read.raw('USER_LOOKUP_AUTH_FILE') === undefined ? 'USER_LOOKUP_AUTH' : 'USER_LOOKUP_AUTH_FILE', authorizationProblem)
+  return { urlTemplate, authorization, timeoutMs }
+}
+
+/** Why a value cannot be sent as an HTTP header (never quoting it), or undefined when it can. */
+export function headerValueProblem (value: string): string | undefined {
+  return /^[\x20-\x7e]+$/.test(value) ? undefined : 'must be one line of printable ASCII (it is sent as a header)'
+}
+
+/** Why a HubSpot access token cannot be one, or undefined. */
+export function accessTokenProblem (value: string): string | undefined {
+  return /^[\x21-\x7e]+$/.test(value) ? undefined : 'must be one word of printable ASCII (no spaces or line breaks)'
+}
+
+/** CACHE_KEY: one or more keys, newest first, comma-separated, each at least 32 bytes. */
+export function cacheKeyProblems (text: string): string[] {
+  const keys = secretList(text)
+  if (keys.length === 0) return ['holds no key']
+  return keys.flatMap((key, i) => {
+    const bytes = Buffer.byteLength(key, 'utf8')
+    return bytes >= MIN_JWT_SECRET_BYTES ? [] : [`${ordinal(i, keys.length)}must be at least ${MIN_JWT_SECRET_BYTES} bytes, got ${bytes}; make one with: openssl rand -base64 48`]
+  })
+}
+
+function readCacheKey (read: EnvReader, readFile: (path: string) => string): string | undefined {
+  const value = readSecret(read, 'CACHE_KEY', readFile, false)
+  if (value === undefined) return undefined
+  const name = read.raw('CACHE_KEY_FILE') === undefined ? 'CACHE_KEY' : 'CACHE_KEY_FILE'
+  for (const problem of cacheKeyProblems(value)) read.problem(name, problem)
+  return value
 }
 
 /**

@@ -240,7 +240,7 @@ t.test('HubSpot\'s account time zone, the daily ceiling and the per-person mint 
   const defaults = loadConfig(minimal)
   t.equal(defaults.hubspot.accountTimeZone, 'UTC')
   t.equal(defaults.hubspot.dailyLimit, undefined, 'no ceiling of our own unless set')
-  t.same(defaults.tokenCache.mintLimit, { max: 5, windowMs: 3_600_000 }, 'five new tokens a person an hour')
+  t.same(defaults.tokenCache.mintLimit, { max: 10, windowMs: 3_600_000 }, 'ten new tokens a person an hour')
   const set = loadConfig({ ...minimal, HUBSPOT_ACCOUNT_TIME_ZONE: 'Asia/Kolkata', HUBSPOT_DAILY_LIMIT: '250000', TOKEN_MINT_LIMIT: '20/30m' })
   t.equal(set.hubspot.accountTimeZone, 'Asia/Kolkata', 'kept as written (the runtime may know it by an older alias)')
   t.equal(set.hubspot.dailyLimit, 250_000)

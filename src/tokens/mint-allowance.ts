@@ -7,7 +7,7 @@ import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 import type { CacheCrypto } from './cache-crypto.js'
 
 /**
- * How many new tokens one person may cost per window (TOKEN_MINT_LIMIT, 5 an hour by default). The
+ * How many new tokens one person may cost per window (TOKEN_MINT_LIMIT, 10 an hour by default). The
  * cache makes a token per identity per TTL the normal cost; only a logout (DELETE) or a changed name
  * mints again. Without a bound, a DELETE + GET loop spends a HubSpot call per turn, and forty accounts
  * doing it at their per-caller rate fill the whole outbound budget. Past the limit the person gets 429

@@ -38,6 +38,7 @@ t.test(`${ABUSERS} accounts looping DELETE + GET at their per-caller rate cannot
     HUBSPOT_RATE_LIMIT: '50/1s',
     RATE_LIMIT_MAX: String(CALLER_MAX),
     RATE_LIMIT_WINDOW_S: '1',
+    TOKEN_MINT_LIMIT: '5/1h',
     MAX_EVENT_LOOP_DELAY_MS: '0'
   })
   const services = await Promise.all([0, 1].map(() => startService(t, env, { redisKeyPrefix: scope.prefix })))
