@@ -1,9 +1,6 @@
 import type { Env } from '../../src/config.js'
-import { runDoctor } from '../../src/doctor/doctor.js'
 import type { CheckResult } from '../../src/doctor/check.js'
-import type { DoctorReport } from '../../src/doctor/doctor.js'
-import { baseEnv } from '../helper.js'
-import type { HubSpotEmulator } from '../../dev/hubspot-emulator/emulator.js'
+import { type DoctorReport, runDoctor } from '../../src/doctor/doctor.js'
 
 /** The doctor in this process, against real peers on real sockets. */
 
@@ -15,9 +12,4 @@ export function check (report: DoctorReport, name: string): CheckResult {
   const found = report.checks.find(candidate => candidate.name === name)
   if (found === undefined) throw new Error(`no ${name} check in ${JSON.stringify(report)}`)
   return found
-}
-
-/** The service's test configuration, with the emulator as HubSpot and Redis left out. */
-export function doctorEnv (emulator: HubSpotEmulator | undefined, overrides: Env = {}): Env {
-  return baseEnv(emulator, overrides)
 }

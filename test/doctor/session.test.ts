@@ -2,8 +2,8 @@ import { generateKeyPairSync } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { JWT_SECRET, signSession, startEmulator, startJwksServer } from '../helper.js'
-import { check, doctor, doctorEnv } from './doctor-helper.js'
+import { baseEnv, JWT_SECRET, signSession, startEmulator, startJwksServer } from '../helper.js'
+import { check, doctor } from './doctor-helper.js'
 
 /** --jwt through the service's own session plugin and identity mapping; the JWKS and the user directory. */
 
@@ -28,7 +28,7 @@ async function startDirectory (t: Teardown): Promise<{ template: string; request
 t.test('a valid token: the email and names it maps to, never the token itself', async t => {
   const emulator = await startEmulator(t)
   const jwt = signSession({ sub: 'u-1', email: 'Ada@Example.com', given_name: 'Ada', family_name: 'Lovelace' })
-  const report = await doctor(doctorEnv(emulator), { jwt })
+  const report = await doctor(baseEnv(emulator), { jwt })
   const session = check(report, 'session')
   t.equal(session.status, 'ok')
   t.equal(session.summary, 'the session token is valid and maps to ada@example.com, first name "Ada", last name "Lovelace" (from its claims)')
@@ -49,7 +49,7 @@ t.test('refused tokens: the service\'s code, its reason and what to check', asyn
     [signSession({ email: 'ada@example.com', email_verified: false }), 'email_not_verified', /not verified/, /not verified/]
   ]
   for (const [jwt, code, reason, hint] of cases) {
-    const report = await doctor(doctorEnv(emulator), { jwt })
+    const report = await doctor(baseEnv(emulator), { jwt })
     const session = check(report, 'session')
     t.equal(session.status, 'fail', code)
     t.match(session.summary, `the session token is refused: ${code} (`)
@@ -57,13 +57,13 @@ t.test('refused tokens: the service\'s code, its reason and what to check', asyn
     t.match(session.details[0], hint)
     t.equal(report.exitCode, 1)
   }
-  t.equal(check(await doctor(doctorEnv(emulator)), 'session').status, 'skip', 'no --jwt: not tried')
+  t.equal(check(await doctor(baseEnv(emulator)), 'session').status, 'skip', 'no --jwt: not tried')
 })
 
 t.test('a token with a subject only: looked up in the user directory, as the service does', async t => {
   const emulator = await startEmulator(t)
   const directory = await startDirectory(t)
-  const env = doctorEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer directory-key' })
+  const env = baseEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer directory-key' })
   const report = await doctor(env, { jwt: signSession({ sub: 'u-42', given_name: 'Amazing Grace' }) })
   const session = check(report, 'session')
   t.equal(session.status, 'ok')
@@ -79,19 +79,19 @@ t.test('a token with a subject only: looked up in the user directory, as the ser
 t.test('without --jwt the user directory is probed for reachability and its Authorization', async t => {
   const emulator = await startEmulator(t)
   const directory = await startDirectory(t)
-  const good = check(await doctor(doctorEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer directory-key' })), 'user-directory')
+  const good = check(await doctor(baseEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer directory-key' })), 'user-directory')
   t.equal(good.status, 'ok')
   t.match(good.summary, /answered 404 for a made-up subject$/)
   t.same(directory.requests(), ['/users/chat-token-doctor-probe'])
 
-  const refused = check(await doctor(doctorEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer wrong' })), 'user-directory')
+  const refused = check(await doctor(baseEnv(emulator, { USER_LOOKUP_URL: directory.template, USER_LOOKUP_AUTH: 'Bearer wrong' })), 'user-directory')
   t.equal(refused.status, 'fail')
   t.match(refused.details[0], /USER_LOOKUP_AUTH/)
 
-  const down = check(await doctor(doctorEnv(emulator, { USER_LOOKUP_URL: 'http://127.0.0.1:9/users/{sub}' })), 'user-directory')
+  const down = check(await doctor(baseEnv(emulator, { USER_LOOKUP_URL: 'http://127.0.0.1:9/users/{sub}' })), 'user-directory')
   t.equal(down.status, 'fail')
   t.match(down.summary, /ECONNREFUSED.*USER_LOOKUP_URL/)
-  t.equal(check(await doctor(doctorEnv(emulator)), 'user-directory').status, 'skip')
+  t.equal(check(await doctor(baseEnv(emulator)), 'user-directory').status, 'skip')
 })
 
 t.test('the JWKS: fetched, its keys counted with their algorithms, and a JWKS-signed token verified', async t => {
@@ -101,7 +101,7 @@ t.test('the JWKS: fetched, its keys counted with their algorithms, and a JWKS-si
   const rsaJwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS256', use: 'sig' }
   const ecJwk = { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', alg: 'ES256', use: 'sig' }
   const jwks = await startJwksServer(t, [rsaJwk, ecJwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'hmac' }])
-  const env = doctorEnv(emulator, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, JWT_AUDIENCE: 'web' })
+  const env = baseEnv(emulator, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, JWT_AUDIENCE: 'web' })
   const jwt = signSession({ email: 'ada@example.com', aud: 'web' }, { key: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), algorithm: 'RS256', kid: 'rsa-1' })
   const report = await doctor(env, { jwt })
   const keys = check(report, 'jwks')
@@ -120,5 +120,5 @@ t.test('the JWKS: fetched, its keys counted with their algorithms, and a JWKS-si
   jwks.setStatus(200)
   jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }])
   t.match(check(await doctor(env), 'jwks'), { status: 'fail', summary: /none a public signing key/ })
-  t.equal(check(await doctor(doctorEnv(emulator)), 'jwks').status, 'skip', 'JWT_SECRET: no JWKS')
+  t.equal(check(await doctor(baseEnv(emulator)), 'jwks').status, 'skip', 'JWT_SECRET: no JWKS')
 })
