@@ -10,12 +10,16 @@ import { edgeProtection } from './http/edge.js'
 import { listenerOptions } from './http/listener-options.js'
 import { registerProblemHandlers } from './http/problem.js'
 import { requestIdFrom } from './http/request-id.js'
-import { createEmailHasher, createLoggers } from './logging.js'
+import { createLoggers, createRotatingEmailHasher } from './logging.js'
 import { requestMetrics } from './metrics/request-metrics.js'
 import type { ServiceMetrics } from './metrics/service-metrics.js'
 import { chatIdentityScriptRoutes, DEFAULT_BROWSER_HELPER_DIR } from './routes/chat-identity-script.js'
 import { chatTokenRoutes } from './routes/chat-token.js'
-import { healthRoutes, type Lifecycle } from './routes/health.js'
+import { healthRoutes, type Lifecycle, type ReadinessCheck } from './routes/health.js'
+import { JwksHealth } from './auth/jwks-health.js'
+import { HubSpotHealth } from './hubspot/credential-health.js'
+import { watchSecrets } from './secrets/secret-rotation.js'
+import { cacheKeyRing } from './tokens/cache-keyring.js'
 import { noTokenEvents } from './tokens/token-events.js'
 import { createTokenServices } from './tokens/token-services.js'
 
@@ -37,6 +41,15 @@ export interface AppDependencies {
   browserHelperDir?: string
   /** Handed the HubSpot client once it exists: tests read its pool stats to prove no socket leaks. */
   onHubSpotClient?: (client: HubSpotClient) => void
+  /** How `_FILE` secrets are watched: a stat every `checkIntervalMs` (default 10 s) besides a directory watch (`watchDirectories: false` leaves it out). */
+  secretFiles?: { checkIntervalMs?: number; watchDirectories?: boolean }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Reads every `_FILE` secret now (server.ts calls it on SIGHUP). */
+    reloadSecrets: () => Promise<void>
+  }
 }
 
 /** A hop count trusts that many proxies in front of us, counted from the socket. */
@@ -94,29 +107,51 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     done()
   })
 
+  // Secrets from files follow their files (and SIGHUP); everything below reads them when it uses them.
+  const secrets = watchSecrets(config, { log: app.log, ...deps.secretFiles })
+  app.decorate('reloadSecrets', secrets.reload)
+  const cacheKeys = cacheKeyRing(secrets.cacheKey, secrets.hubspotAccessToken)
   const tokens = await createTokenServices(config, {
     clock,
     random: deps.random,
     log: app.log,
     events: deps.metrics?.tokenEvents ?? noTokenEvents,
-    redisKeyPrefix: deps.redisKeyPrefix
+    redisKeyPrefix: deps.redisKeyPrefix,
+    cacheKeys
   })
-  const hubspot = createHubSpotClient(config.hubspot, { clock, random: deps.random, onAttempt: deps.metrics?.hubspotAttempt, gate: tokens.gate })
+  const hubspotHealth = new HubSpotHealth()
+  secrets.hubspotAccessToken.onChange(() => hubspotHealth.reset())
+  const hubspot = createHubSpotClient(config.hubspot, {
+    clock,
+    random: deps.random,
+    onAttempt: report => {
+      hubspotHealth.record(report)
+      deps.metrics?.hubspotAttempt(report)
+    },
+    gate: tokens.gate,
+    accessToken: () => secrets.hubspotAccessToken.current
+  })
   deps.onHubSpotClient?.(hubspot)
-  const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup)
+  const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup, () => secrets.userLookupAuth.current)
   app.addHook('onClose', async () => {
+    secrets.close()
     await Promise.all([hubspot.close(), directory?.close(), tokens.close()])
   })
 
-  await app.register(sessionAuth, { jwt: config.jwt })
-  await app.register(healthRoutes, { lifecycle, checks: tokens.checks })
+  const jwksHealth = config.jwt.key.kind === 'jwks' ? new JwksHealth() : undefined
+  await app.register(sessionAuth, { jwt: config.jwt, keyText: secrets.jwtKey, jwksHealth })
+  // Each check reports what requests already met: a probe never calls a dependency.
+  const checks: Record<string, ReadinessCheck> = { ...tokens.checks, hubspot: hubspotHealth.check }
+  if (jwksHealth !== undefined) checks.jwks = jwksHealth.check
+  if (secrets.check !== undefined) checks.secrets = secrets.check
+  await app.register(healthRoutes, { lifecycle, checks })
   await app.register(chatIdentityScriptRoutes, { dir: deps.browserHelperDir ?? DEFAULT_BROWSER_HELPER_DIR })
   await app.register(chatTokenRoutes, {
     issuer: tokens.issuerFor(hubspot),
     directory,
     identity: config.identity,
     corsOrigins: config.corsOrigins,
-    hashEmail: createEmailHasher(config.hubspot.accessToken),
+    hashEmail: createRotatingEmailHasher(cacheKeys),
     timeoutMs: config.hubspot.timeoutMs,
     clock,
     callerLimit: { ...config.callerRateLimit, redis: tokens.redis, clock }

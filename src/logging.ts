@@ -72,3 +72,20 @@ export function createEmailHasher (secret: string): (email: string) => string {
   const key = Buffer.from(hkdfSync('sha256', secret, 'chat-token', 'log email hash', 32))
   return (email: string) => createHmac('sha256', key).update(email).digest('base64url').slice(0, 16)
 }
+
+/**
+ * createEmailHasher keyed by the newest of a key ring that may rotate (the token cache's: CACHE_KEY,
+ * else the HubSpot token), so every replica hashes alike after a rotation.
+ */
+export function createRotatingEmailHasher (keys: () => readonly string[]): (email: string) => string {
+  let material: string | undefined
+  let hash: (email: string) => string = () => ''
+  return email => {
+    const newest = keys()[0]!
+    if (newest !== material) {
+      material = newest
+      hash = createEmailHasher(newest)
+    }
+    return hash(email)
+  }
+}

@@ -71,7 +71,13 @@ async function main (): Promise<void> {
   let metricsListener: MetricsListener | undefined
 
   // The first signal drains and closes; a second one (or the budget running out) exits at once with 1.
+  // SIGHUP re-reads the `_FILE` secrets (a rotation without a restart) instead of shutting down.
+  process.on('SIGHUP', () => {
+    app.log.info('SIGHUP: reading the secret files')
+    void app.reloadSecrets()
+  })
   closeWithGrace({
+    skip: ['SIGHUP'],
     delay: shutdownBudgetMs(config),
     logger: { error: (error: unknown) => app.log.error({ err: error }, 'shutdown failed') },
     onSecondSignal: signal => app.log.warn({ signal }, 'second signal, exiting at once'),

@@ -13,7 +13,7 @@ export interface StartupSummary {
 export const MASK = '[masked]'
 
 /** Config keys whose string values are secrets, wherever they sit in the tree. */
-const secretKeys = new Set(['accessToken', 'secret', 'pem', 'authorization', 'password'])
+const secretKeys = new Set(['accessToken', 'secret', 'pem', 'authorization', 'password', 'cacheKey'])
 
 /** package.json sits one level above both src/ (tsx) and dist/ (the image). */
 export function serviceVersion (): string {

@@ -63,3 +63,10 @@ t.test('URLs are logged with scheme, host and path only: query strings and fragm
     jwt: { key: { kind: 'jwks', url: 'https://idp.example/jwks.json' } }
   })
 })
+
+t.test('the cache key and secret file paths: the key is masked, the paths are shown', async t => {
+  const config = loadConfig({ ...secrets, CACHE_KEY: 'cache-key-that-must-not-leak-0123456789', HUBSPOT_ACCESS_TOKEN_FILE: undefined })
+  const masked = maskedConfig(config)
+  t.notOk(JSON.stringify(masked).includes('cache-key-that-must-not-leak'))
+  t.match(masked, { cacheKey: MASK, secretFiles: { hubspotAccessToken: undefined } })
+})

@@ -16,6 +16,8 @@ export interface JwksKeyStoreOptions {
   refreshAfterMs?: number
   timeoutMs?: number
   clock?: Clock
+  /** Told what each fetch met, for readiness. */
+  onFetch?: (outcome: { ok: true } | { ok: false; error: string }) => void
 }
 
 const MAX_JWKS_BYTES = 256 * 1024
@@ -79,9 +81,12 @@ export class JwksKeyStore {
       .then(keys => {
         this.keys = keys
         this.fetchedAt = this.clock.now()
+        this.options.onFetch?.({ ok: true })
       })
       // A failed refresh keeps the keys we had: a JWKS outage must not log everybody out.
-      .catch(() => undefined)
+      .catch((error: unknown) => {
+        this.options.onFetch?.({ ok: false, error: error instanceof Error ? error.message : String(error) })
+      })
       .finally(() => { this.inFlight = undefined })
     return this.inFlight
   }

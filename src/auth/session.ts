@@ -4,8 +4,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { JwtConfig } from '../config.js'
 import { ServiceError, isServiceError } from '../errors.js'
+import { RotatingValue } from '../secrets/rotating-value.js'
 import type { SessionClaims } from './identity.js'
+import type { JwksHealth } from './jwks-health.js'
 import { JwksKeyStore } from './jwks-key-store.js'
+import { SessionKeys } from './session-keys.js'
 import { tokenShapeProblem } from './token-shape.js'
 import { VerifiedSessionCache } from './verified-session-cache.js'
 
@@ -45,13 +48,18 @@ const bearerPattern = /^Bearer[ \t]+(\S*)[ \t]*$/i
 
 export interface SessionPluginOptions {
   jwt: JwtConfig
+  /** JWT_SECRET or JWT_PUBLIC_KEY as it stands after the latest rotation (default: the configured one, for good). */
+  keyText?: RotatingValue<string>
+  /** Hears of each JWKS fetch, for readiness. */
+  jwksHealth?: JwksHealth
 }
 
-async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOptions): Promise<void> {
+async function sessionPlugin (fastify: FastifyInstance, { jwt, keyText, jwksHealth }: SessionPluginOptions): Promise<void> {
   const cookieName = jwt.cookieName
   if (cookieName !== undefined) await fastify.register(fastifyCookie)
 
-  const secret = keyOption(jwt)
+  const keys = sessionKeys(jwt, keyText)
+  const secret = keyOption(jwt, keys, jwksHealth)
   const options: FastifyJWTOptions = {
     secret,
     verify: {
@@ -70,6 +78,8 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
   await fastify.register(fastifyJwt, options)
   fastify.decorateRequest('sessionToken', null)
   const verified = new VerifiedSessionCache(VERIFIED_TOKEN_CACHE_SIZE)
+  // A key taken out must stop verifying at once, also for sessions it verified before.
+  keyText?.onChange(() => verified.clear())
 
   fastify.decorate('verifySession', async function verifySession (request: FastifyRequest): Promise<VerifiedSession> {
     const found = findSessionToken(request, cookieName)
@@ -79,7 +89,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
     request.sessionToken = checkShape(found.token)
     let claims: SessionClaims
     try {
-      claims = await request.jwtVerify<SessionClaims>()
+      claims = await verifyWithAnyKey(request, keys?.older ?? [])
     } catch (error) {
       throw translateJwtError(error)
     }
@@ -89,14 +99,49 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt }: SessionPluginOp
   })
 }
 
-function keyOption (jwt: JwtConfig): FastifyJWTOptions['secret'] {
+function sessionKeys (jwt: JwtConfig, keyText: RotatingValue<string> | undefined): SessionKeys | undefined {
   switch (jwt.key.kind) {
     case 'secret':
-      return jwt.key.secret
     case 'public-key':
-      return { public: jwt.key.pem }
+      return new SessionKeys(keyText ?? new RotatingValue(jwt.key.kind === 'secret' ? jwt.key.secret : jwt.key.pem), jwt.key.kind)
+    case 'jwks':
+      return undefined
+  }
+}
+
+/** The newest key first; an invalid signature tries the older ones in turn, each with the same checks. */
+async function verifyWithAnyKey (request: FastifyRequest, older: readonly string[]): Promise<SessionClaims> {
+  try {
+    return await request.jwtVerify<SessionClaims>()
+  } catch (error) {
+    if (older.length === 0 || !signedWithAnotherKey(error)) throw error
+    for (const key of older) {
+      try {
+        return await request.jwtVerify<SessionClaims>({ key })
+      } catch (next) {
+        // The signature matched this key, and something else is wrong (it expired, say): that is the answer.
+        if (!signedWithAnotherKey(next)) throw next
+      }
+    }
+    throw error
+  }
+}
+
+function signedWithAnotherKey (error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'FST_JWT_AUTHORIZATION_TOKEN_INVALID'
+}
+
+function keyOption (jwt: JwtConfig, keys: SessionKeys | undefined, jwksHealth: JwksHealth | undefined): FastifyJWTOptions['secret'] {
+  switch (jwt.key.kind) {
+    case 'secret':
+    case 'public-key': {
+      // Asked on every verification, so a rotation applies to the next request (@fastify/jwt waits for
+      // a callback or a promise from a key function).
+      const newest = async (): Promise<string> => keys!.newest
+      return jwt.key.kind === 'secret' ? newest : { public: newest }
+    }
     case 'jwks': {
-      const store = new JwksKeyStore({ url: jwt.key.url, cooldownMs: jwt.key.cooldownS * 1000 })
+      const store = new JwksKeyStore({ url: jwt.key.url, cooldownMs: jwt.key.cooldownS * 1000, onFetch: outcome => jwksHealth?.fetched(outcome) })
       return {
         public: async (_request: FastifyRequest, token: TokenOrHeader) => {
           const header = 'header' in token ? token.header : token

@@ -66,10 +66,9 @@ export function lookupUrlFor (urlTemplate: string, prefix: string, subject: stri
   return url.startsWith(prefix) ? url : undefined
 }
 
-export function createUserDirectory (config: UserLookupConfig): UserDirectory {
+/** `authorization`: the header value as it stands now (USER_LOOKUP_AUTH_FILE rotates it); default: the configured one. */
+export function createUserDirectory (config: UserLookupConfig, authorization: () => string | undefined = () => config.authorization): UserDirectory {
   const agent = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: config.timeoutMs } })
-  const headers: Record<string, string> = { accept: 'application/json' }
-  if (config.authorization !== undefined) headers.authorization = config.authorization
   const prefix = templatePrefix(config.urlTemplate)
 
   async function lookup (subject: string, budgetMs = config.timeoutMs): Promise<Identity> {
@@ -81,6 +80,9 @@ export function createUserDirectory (config: UserLookupConfig): UserDirectory {
     let status: number
     let text: string
     const sentAt = performance.now()
+    const headers: Record<string, string> = { accept: 'application/json' }
+    const authorizationNow = authorization()
+    if (authorizationNow !== undefined) headers.authorization = authorizationNow
     try {
       const response = await request(url, { method: 'GET', headers, dispatcher: agent, signal: AbortSignal.timeout(Math.min(budgetMs, config.timeoutMs)) })
       status = response.statusCode

@@ -40,6 +40,11 @@ export class VerifiedSessionCache {
     return { key, claims }
   }
 
+  /** Forgets every token: after a key rotation each is verified again with the keys that remain. */
+  clear (): void {
+    this.#entries.clear()
+  }
+
   /** Returns the claims, frozen: they are shared by every later request that sends this token. */
   remember (key: string, claims: SessionClaims): SessionClaims {
     const frozen = Object.freeze(claims)

@@ -48,6 +48,8 @@ export interface HubSpotClientOptions {
   onAttempt?: (outcome: AttemptReport) => void
   /** What every attempt passes through: the circuit breaker and the outbound budget. */
   gate?: AttemptGate
+  /** The access token as it stands now (HUBSPOT_ACCESS_TOKEN_FILE rotates it); default: the configured one. */
+  accessToken?: () => string
 }
 
 /**
@@ -109,11 +111,13 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   }, clock)
   const path = tokenPath(config.baseUrl, config.apiVersion)
   const accountDay = new AccountDay(config.accountTimeZone)
-  const headers = {
-    authorization: `Bearer ${config.accessToken}`,
+  const accessToken = options.accessToken ?? (() => config.accessToken)
+  // Read for each attempt: after a rotation new calls carry the new token, calls in flight keep theirs.
+  const headersNow = (): Record<string, string> => ({
+    authorization: `Bearer ${accessToken()}`,
     'content-type': 'application/json',
     accept: 'application/json'
-  }
+  })
   // The date versions' specs list hsCustomerAgentContext as required; an empty map is the safe value.
   const extraBody = config.apiVersion === 'v3' ? {} : { hsCustomerAgentContext: {} }
 
@@ -121,7 +125,7 @@ export function createHubSpotClient (config: HubSpotConfig, options: HubSpotClie
   async function send (body: string, deadline: Deadline, permit: SendPermit | undefined): Promise<Dispatcher.ResponseData> {
     for (;;) {
       try {
-        const request: Dispatcher.RequestOptions & SendByOption = { path, method: 'POST', headers, body, signal: deadline.signal, sendBy: permit?.sendBy }
+        const request: Dispatcher.RequestOptions & SendByOption = { path, method: 'POST', headers: headersNow(), body, signal: deadline.signal, sendBy: permit?.sendBy }
         return await pool.request(request)
       } catch (error) {
         if (!(error instanceof SendWindowMissedError) || permit === undefined) throw error

@@ -5,9 +5,16 @@ export interface Lifecycle {
   draining: boolean
 }
 
-export type CheckStatus = 'ok' | 'degraded' | 'failing'
+/**
+ * `ok`, `unknown` (nothing seen yet, so nothing known to be wrong), or a word for what is wrong
+ * (`degraded`, `credentials_refused`, `unavailable`, `failed`...). Only `shutdown` ever decides readiness.
+ */
+export type CheckStatus = string
 /** A status, or a status and why (shown under `reasons` beside `checks`). */
 export type ReadinessCheck = () => CheckStatus | { status: CheckStatus; reason: string }
+
+/** Statuses that leave the replica `ready` rather than `degraded`. */
+const HEALTHY: ReadonlySet<string> = new Set(['ok', 'unknown'])
 
 export interface HealthRouteOptions {
   lifecycle: Lifecycle
@@ -32,10 +39,11 @@ export async function healthRoutes (app: FastifyInstance, { lifecycle, checks }:
         reasons[name] = result.reason
       }
     }
-    // Only draining makes a replica unready: a degraded dependency is served around, and taking every
-    // replica out of the load balancer at once would turn a partial outage into a full one.
+    // Only draining makes a replica unready: a degraded dependency is served around (cached tokens,
+    // keys already fetched, per-process state), and taking every replica out of the load balancer at
+    // once would turn a dependency's outage into a full one.
     const ready = !lifecycle.draining
-    const status = ready ? (Object.values(results).every(result => result === 'ok') ? 'ready' : 'degraded') : 'draining'
+    const status = ready ? (Object.values(results).every(result => HEALTHY.has(result)) ? 'ready' : 'degraded') : 'draining'
     reply.code(ready ? 200 : 503).header('cache-control', 'no-store')
     return Object.keys(reasons).length === 0 ? { status, checks: results } : { status, checks: results, reasons }
   })

@@ -3,15 +3,19 @@ import type { CachedToken } from './token-cache.js'
 
 /**
  * What keeps the shared cache unreadable to anyone with access to Redis: keys are a keyed hash of the
- * email, values are AES-256-GCM sealed, and both keys come from the HubSpot access token through HKDF,
- * so rotating the access token makes every old entry unreachable and undecryptable at once.
+ * email, values are AES-256-GCM sealed, and both keys come through HKDF from the cache's key material:
+ * CACHE_KEY when set, else the HubSpot access token. The material is a ring, newest first: new entries
+ * are named and sealed with the newest, and entries of the older ones stay readable (under their own
+ * names: `olderEmailHashes`) until they expire, so replacing a key costs no one a new token.
  */
 export interface CacheCrypto {
-  /** base64url HMAC-SHA256 of the normalised email: the variable part of every per-identity Redis key. */
+  /** base64url HMAC-SHA256 of the normalised email under the newest key: the variable part of every per-identity Redis key. */
   emailHash: (email: string) => string
+  /** The same hash under each older key of the ring, newest first (none when there is one key). */
+  olderEmailHashes: (email: string) => string[]
   /** IV (12 bytes) ‖ ciphertext ‖ tag (16 bytes), bound to `redisKey` as associated data. */
   seal: (redisKey: string, entry: CachedToken) => Buffer
-  /** The entry, or undefined when the value was not sealed for this key under this access token. */
+  /** The entry, or undefined when the value was not sealed for this key under any key of the ring. */
   open: (redisKey: string, sealed: Buffer) => CachedToken | undefined
 }
 
@@ -19,20 +23,57 @@ const IV_BYTES = 12
 const TAG_BYTES = 16
 const HKDF_SALT = 'chat-token'
 
-function deriveKey (accessToken: string, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', accessToken, HKDF_SALT, info, 32))
+/** HKDF-SHA256 of one key's material: a derived key never reveals the material, nor the other key. */
+function deriveKey (material: string, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', material, HKDF_SALT, info, 32))
 }
 
-export function createCacheCrypto (accessToken: string): CacheCrypto {
-  const hashKey = deriveKey(accessToken, 'chat-token cache key')
-  const valueKey = deriveKey(accessToken, 'chat-token cache value')
+interface DerivedKeys {
+  hashKey: Buffer
+  valueKey: Buffer
+}
+
+/** Most key materials whose derived keys are kept (a ring is a few keys; rotations add one each). */
+const MAX_DERIVED = 16
+
+/**
+ * `keys`: the material, or a function giving the current ring (newest first, never empty), asked on
+ * every use so that a rotation applies at once.
+ */
+export function createCacheCrypto (keys: string | (() => readonly string[])): CacheCrypto {
+  const ring = typeof keys === 'string' ? () => [keys] : keys
+  const derived = new Map<string, DerivedKeys>()
+  const derive = (material: string): DerivedKeys => {
+    let found = derived.get(material)
+    if (found === undefined) {
+      found = { hashKey: deriveKey(material, 'chat-token cache key'), valueKey: deriveKey(material, 'chat-token cache value') }
+      if (derived.size >= MAX_DERIVED) derived.delete(derived.keys().next().value!)
+      derived.set(material, found)
+    }
+    return found
+  }
+  const hashWith = (material: string, email: string): string => createHmac('sha256', derive(material).hashKey).update(email).digest('base64url')
+
+  function openWith (valueKey: Buffer, redisKey: string, sealed: Buffer): CachedToken | undefined {
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', valueKey, sealed.subarray(0, IV_BYTES))
+      decipher.setAAD(Buffer.from(redisKey))
+      decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
+      const plain = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()])
+      return parseEntry(plain.toString('utf8'))
+    } catch {
+      // Another key's entry, or a value copied under another key name: a miss, never an error.
+      return undefined
+    }
+  }
 
   return {
-    emailHash: email => createHmac('sha256', hashKey).update(email).digest('base64url'),
+    emailHash: email => hashWith(ring()[0]!, email),
+    olderEmailHashes: email => ring().slice(1).map(material => hashWith(material, email)),
 
     seal (redisKey, entry) {
       const iv = randomBytes(IV_BYTES)
-      const cipher = createCipheriv('aes-256-gcm', valueKey, iv)
+      const cipher = createCipheriv('aes-256-gcm', derive(ring()[0]!).valueKey, iv)
       cipher.setAAD(Buffer.from(redisKey))
       const plain = JSON.stringify({ token: entry.token, issuedAt: entry.issuedAt, fingerprint: entry.fingerprint })
       const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()])
@@ -41,16 +82,11 @@ export function createCacheCrypto (accessToken: string): CacheCrypto {
 
     open (redisKey, sealed) {
       if (sealed.length <= IV_BYTES + TAG_BYTES) return undefined
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', valueKey, sealed.subarray(0, IV_BYTES))
-        decipher.setAAD(Buffer.from(redisKey))
-        decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
-        const plain = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()])
-        return parseEntry(plain.toString('utf8'))
-      } catch {
-        // Another access token's entry, or a value copied under another key: a miss, never an error.
-        return undefined
+      for (const material of ring()) {
+        const entry = openWith(derive(material).valueKey, redisKey, sealed)
+        if (entry !== undefined) return entry
       }
+      return undefined
     }
   }
 }

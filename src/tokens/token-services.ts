@@ -12,6 +12,7 @@ import { CircuitBreaker } from './circuit-breaker.js'
 import { createMemoryDailyAllowance, createRedisDailyAllowance } from './daily-allowance.js'
 import { createHubSpotGate } from './hubspot-gate.js'
 import { createMemoryTokenStore } from './memory-token-store.js'
+import { withOlderCacheKeys } from './older-cache-keys.js'
 import { createMemoryMintAllowance, createRedisMintAllowance, withMintAllowance } from './mint-allowance.js'
 import { createMemoryBudget, marginMs } from './outbound-budget.js'
 import { defaultPendingForgetsFile, PendingForgets } from './pending-forgets.js'
@@ -32,6 +33,8 @@ export interface TokenServicesOptions {
    * per Redis database and key prefix under the temporary directory; null keeps them in memory only).
    */
   pendingForgetsFile?: string | null
+  /** The cache's key material as it stands now, newest first (cache-keyring.ts); default: the HubSpot token. */
+  cacheKeys?: () => readonly string[]
 }
 
 export interface TokenServices {
@@ -69,10 +72,10 @@ export async function createTokenServices (config: Config, options: TokenService
   const redis = config.redisUrl === undefined
     ? undefined
     : await connectRedis({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, log: options.log, events, clock })
-  const crypto = createCacheCrypto(config.hubspot.accessToken)
+  const crypto = createCacheCrypto(options.cacheKeys ?? config.hubspot.accessToken)
   const store = redis === undefined
     ? memory
-    : createRedisTokenStore({
+    : withOlderCacheKeys(createRedisTokenStore({
       link: redis,
       crypto,
       fallback: memory,
@@ -89,7 +92,7 @@ export async function createTokenServices (config: Config, options: TokenService
       }),
       clock,
       random: options.random
-    })
+    }), { link: redis, crypto, ttlMs, clock })
   const budget = redis === undefined
     ? createMemoryBudget(rateLimit, clock)
     : createRedisBudget({ link: redis, budget: rateLimit, replicas: rateLimitReplicas, clock })
