@@ -120,7 +120,10 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     cacheKeys
   })
   const hubspotHealth = new HubSpotHealth()
-  secrets.hubspotAccessToken.onChange(() => hubspotHealth.reset())
+  secrets.hubspotAccessToken.onChange(() => {
+    hubspotHealth.reset()
+    tokens.credentialsChanged()
+  })
   const hubspot = createHubSpotClient(config.hubspot, {
     clock,
     random: deps.random,

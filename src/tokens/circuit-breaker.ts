@@ -68,6 +68,11 @@ export class CircuitBreaker {
     }
   }
 
+  /** The access token was replaced: a pause for refused credentials ends, and the next call probes with the new one. */
+  credentialsChanged (): void {
+    if (this.#state === 'open' && this.#reason === 'rejected') this.#openUntil = this.#clock.now()
+  }
+
   /** The probe was admitted but never made its call (the budget refused it): let another one try. */
   abandonProbe (): void {
     this.#probeSince = undefined

@@ -45,6 +45,8 @@ export interface TokenServices {
   redis: RedisLink | undefined
   /** For /readyz: `redis: 'ok' | 'degraded'` in Redis mode, with the reason when degraded. */
   checks: Record<string, ReadinessCheck>
+  /** The HubSpot access token was replaced: a pause for refused credentials ends at once. */
+  credentialsChanged: () => void
   close: () => Promise<void>
 }
 
@@ -130,6 +132,7 @@ export async function createTokenServices (config: Config, options: TokenService
             return health.status === 'ok' ? 'ok' : { status: 'degraded', reason: `${health.reason}: ${health.detail}` }
           }
         },
+    credentialsChanged: () => breaker.credentialsChanged(),
     close: async () => { await redis?.close() }
   }
 }

@@ -48,6 +48,8 @@ t.test('checks.hubspot: unknown → ok → credentials_refused → unknown after
   replaceFile(file, ROTATED)
   await until('the new token is read', async () => (await readiness(t, service)).checks.hubspot === 'unknown')
   t.match(await readiness(t, service), { status: 'ready' }, 'what the old token met says nothing about the new one')
+  t.equal((await service.get('/chat-token', newPerson())).status, 200, 'the pause after the refusal ends with the new token')
+  t.match(await readiness(t, service), { status: 'ready', checks: { hubspot: 'ok' } })
 })
 
 t.test('checks.hubspot: unavailable after 5xx or no connection, ok again after the next success', async t => {
