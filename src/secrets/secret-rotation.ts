@@ -102,8 +102,13 @@ export function watchSecrets (config: Config, options: SecretRotationOptions): R
         }
         refused.delete(file.setting)
         if (parsed.value === file.value.current) return
-        // Narrowed per entry above; the union of holders cannot say that T matches on its own.
-        (file.value as RotatingValue<string | undefined>).set(parsed.value)
+        try {
+          // Narrowed per entry above; the union of holders cannot say that T matches on its own.
+          (file.value as RotatingValue<string | undefined>).set(parsed.value)
+        } catch (error) {
+          log.error({ err: error, setting: file.setting }, 'secret rotation failed part-way: restart the replica')
+          return
+        }
         log.info({ setting: file.setting }, 'secret rotated: new requests use the new value')
       },
       onReadError: error => {

@@ -62,7 +62,8 @@ export function watchFile (options: WatchedFileOptions): WatchedFile {
   }
 
   function check (): Promise<void> {
-    reading = reading.then(readNow)
+    // A listener that throws must not stop every later read: the chain carries on regardless.
+    reading = reading.then(readNow).catch(() => undefined)
     return reading
   }
 

@@ -37,9 +37,14 @@ export interface SentinelTopology {
   master: () => Promise<Redis>
 }
 
+/** Every server still running: a test process that dies without its teardown must not leave them behind. */
+const running = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
 async function startRedisProcess (t: Teardown, args: string[], ready: string): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'ignore'] })
-  process.once('exit', () => child.kill('SIGKILL'))
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')
