@@ -83,7 +83,7 @@ export interface Config {
   secretFiles: SecretFiles
   callerRateLimit: { max: number; windowS: number }
   shutdownDrainMs: number
-  /** Public listener limits; the README's runbook says why keep-alive outlives the load balancer's idle timeout. */
+  /** Public listener limits; docs/production.md says why keep-alive outlives the load balancer's idle timeout. */
   http: { keepAliveTimeoutMs: number; headersTimeoutMs: number; requestTimeoutMs: number }
   /** Load shedding: 0 turns a threshold off; an unset heap threshold means 90% of V8's heap limit. */
   loadShedding: { maxEventLoopDelayMs: number; maxHeapUsedBytes: number | undefined }

@@ -253,15 +253,15 @@ t.test('HubSpot\'s account time zone, the daily ceiling and the per-person mint 
   t.equal(problemsOf({ ...minimal, HUBSPOT_DAILY_LIMIT: '0' }).length, 1, 'a ceiling of 0 is refused: leave it unset for none')
 })
 
-t.test('every variable the configuration reads is documented in the README table and in .env.example', async t => {
+t.test('every variable the configuration reads is documented in the configuration reference and in .env.example', async t => {
   const source = readFileSync(new URL('../src/config.ts', import.meta.url), 'utf8')
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const readme = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8')
   const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
   // read.integer('NAME', …) and the helpers that take the reader first: readBudget(read, 'NAME', …).
   const names = new Set([...source.matchAll(/read(?:\.\w+\(|, )'([A-Z][A-Z0-9_]+)'/g)].map(match => match[1] ?? ''))
   t.ok(names.has('ALLOW_HTTP_UPSTREAMS') && names.has('CHAT_TOKEN_DEMO') && names.size > 30, `found ${names.size} variables`)
   for (const name of names) {
-    t.ok(readme.includes(`\`${name}\``), `${name} is in the README`)
+    t.ok(readme.includes(`\`${name}\``), `${name} is in docs/configuration.md`)
     t.match(example, new RegExp(`^#? ?${name}=`, 'm'), `${name} is in .env.example`)
   }
 })

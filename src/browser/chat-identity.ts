@@ -2,7 +2,7 @@
  * chat-identity.js: puts the chat-token service's answer into the HubSpot chat widget, so a logged-in
  * visitor chats as themselves. Built for browsers (ES2020, no dependencies) by scripts/build-browser.mjs
  * as a classic script (the `ChatIdentity` global) and an ES module; served by the service at
- * GET /chat-identity.js and /chat-identity.mjs. The README's "Browser integration" says how to use it.
+ * GET /chat-identity.js and /chat-identity.mjs. docs/browser.md says how to use it.
  *
  * Rules it keeps: the widget never loads before the identification is known, never carries an email
  * without the token minted for it in the same answer, no token or email ever leaves this tab except

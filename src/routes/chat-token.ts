@@ -128,7 +128,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
     // Refusals (no email, unverified email) are not remembered: they are rare and cheap to repeat.
     const resolution = identityFromClaims(claims, options.identity, options.directory !== undefined)
     if (resolution.kind === 'identity') {
-      // Frozen: every later request with this session shares the object (and the token cache keys on it).
+      // Frozen: every later request with the same session token shares the object (and the token cache keys on it).
       facts.identity = Object.freeze(resolution.identity)
       facts.emailHash = options.hashEmail(resolution.identity.email)
       request.emailHash = facts.emailHash

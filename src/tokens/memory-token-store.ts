@@ -88,7 +88,7 @@ export function createMemoryTokenStore (options: MemoryTokenStoreOptions): Memor
     },
     lookup: async key => lookupNow(key),
     startMint,
-    // In-process single-flight is the issuer's job; here there is no one else to coordinate with. Another
+    // In-process single-flight is the caching issuer's job; here there is no one else to coordinate with. Another
     // flight may have filled the entry since the caller looked (the Redis store's fallback is such a caller).
     fill: async (key, _deadline, mint) => {
       const cached = lookupNow(key)

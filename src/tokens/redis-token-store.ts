@@ -198,7 +198,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
 
   /**
    * Minting without the shared lock: Redis is unreachable or refuses writes. Single-flight is then per
-   * process (the issuer's), and the token is kept in the per-process store. While Redis still answers
+   * process (the caching issuer's), and the token is kept in the per-process store. While Redis still answers
    * reads, a logout recorded there meanwhile (by any replica) makes this process mint again.
    */
   async function fillLocally (key: CacheKey, hash: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {

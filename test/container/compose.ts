@@ -38,7 +38,7 @@ export function writeEnvFile (path: string, values: Record<string, string>): str
   return path
 }
 
-/** The variable names of the README's configuration table (`| \`NAME\` / \`OTHER\` | … |`). */
+/** The variable names of the configuration reference's table (docs/configuration.md) (`| \`NAME\` / \`OTHER\` | … |`). */
 export function documentedSettings (readme: string): string[] {
   const start = readme.indexOf('\n## Configuration')
   const end = readme.indexOf('\n## ', start + 1)

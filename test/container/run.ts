@@ -279,7 +279,7 @@ async function main (): Promise<void> {
 
   await check(`with the real settings ${PRODUCTION_FILE} passes; it passes every documented setting through and holds no demo value`, async () => {
     const config = await must([...composeOn(PRODUCTION_FILE, productionEnvFile), 'config'], { env: composeProcessEnv })
-    const settings = new Set([...CONTRACT_SETTINGS, ...documentedSettings(readFileSync('README.md', 'utf8'))])
+    const settings = new Set([...CONTRACT_SETTINGS, ...documentedSettings(readFileSync('docs/configuration.md', 'utf8'))])
     for (const service of ['app1', 'app2']) {
       const environment = serviceEnvironment(config, service)
       const missing = [...settings].filter(name => !(name in FIXED_IN_PRODUCTION) && !environment.has(name))

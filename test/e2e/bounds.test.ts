@@ -6,7 +6,7 @@ import { HELPER_AND_WIDGET, liveSite, pageWith, SESSION_COOKIE, type LiveSite, t
 /**
  * How long the helper may take, measured on the page's fake clock: a service that never answers, a
  * body that stalls after its headers, retries, and refreshes under a clock hours off. Each test
- * reports its figure as a comment; the README quotes them.
+ * reports its figure as a comment; docs/browser.md quotes them.
  */
 
 t.setTimeout(300_000)

@@ -74,7 +74,7 @@ t.test('100,000 entries take well under 60 MB', async t => {
   const heapMb = (after.heapUsed - before.heapUsed) / 1e6
   t.equal(store.size, 100_000)
   t.ok(heapMb < 40, `heap grew ${heapMb.toFixed(1)} MB`)
-  // RSS inside the test runner (coverage, loaders, garbage of the fill) is too noisy to assert; README
+  // RSS inside the test runner (coverage, loaders, garbage of the fill) is too noisy to assert; docs/performance.md
   // gives a clean measurement.
   t.comment(`RSS grew ${((after.rss - before.rss) / 1e6).toFixed(1)} MB`)
 })
