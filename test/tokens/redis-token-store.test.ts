@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Env } from '../../src/config.js'
 import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
-import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 
 /** The shared cache and single-flight across replicas, against a real Redis. */
@@ -60,6 +60,11 @@ t.test('when the holder\'s HubSpot call fails, waiters on other replicas answer 
   const emulator = await startEmulator(t, { ...roomy, latencyMs: 200 })
   emulator.setFaults({ sequence: [{ kind: 'status', status: 503 }] })
   const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })))
+  // The failure reaches waiters as a notice: both replicas must be listening before the race starts.
+  await until('both replicas listen for fill notices', async () => {
+    const [, listeners] = await scope.redis.pubsub('NUMSUB', `${scope.prefix}filled`) as [string, number]
+    return Number(listeners) >= 2
+  })
   const answers = await Promise.all([a!, b!, b!].map(service => service.get('/chat-token', session('ada@example.com'))))
   t.same(answers.map(answer => answer.status), [503, 503, 503])
   t.ok(answers.every(answer => answer.headers['retry-after'] !== undefined), 'with Retry-After')
