@@ -41,6 +41,9 @@ export interface SentinelTopology {
 const running = new Set<ChildProcess>()
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
+/** What the Sentinels logged (their +switch-master, +tilt...), to explain a failover that took long. */
+export const sentinelLog: string[] = []
+
 async function startRedisProcess (t: Teardown, args: string[], ready: string): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'ignore'] })
   running.add(child)
@@ -57,6 +60,7 @@ async function startRedisProcess (t: Teardown, args: string[], ready: string): P
     child.once('exit', code => reject(new Error(`redis-server ${args.join(' ')} exited (${code}): ${output}`)))
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString()
+      if (args.includes('--sentinel')) sentinelLog.push(...chunk.toString().split('\n').filter(line => line.includes(' # ')))
       if (output.includes(ready)) resolve()
     })
   })
