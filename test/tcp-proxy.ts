@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { type AddressInfo, createServer, type Socket, connect } from 'node:net'
+import { SHARED_REDIS_URL } from './redis-helper.js'
 
 /**
  * A TCP proxy a test controls, for putting faults between the service and a dependency (Redis):
@@ -125,4 +126,17 @@ export async function startTcpProxy (t: Teardown, target: { host: string; port: 
   }
   t.teardown(() => proxy.close())
   return proxy
+}
+
+/**
+ * The shared test Redis reached through a proxy the test controls: same credentials and database,
+ * another address. `url` is what a service or link under test is given as REDIS_URL.
+ */
+export async function sharedRedisThroughProxy (t: Teardown): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(SHARED_REDIS_URL)
+  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
+  const viaProxy = new URL(SHARED_REDIS_URL)
+  viaProxy.hostname = proxy.host
+  viaProxy.port = String(proxy.port)
+  return { proxy, url: viaProxy.href }
 }

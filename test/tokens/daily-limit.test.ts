@@ -7,7 +7,7 @@ import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { ServiceError } from '../../src/errors.js'
 import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
-import { startTcpProxy } from '../tcp-proxy.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /**
  * HubSpot's daily limit: our own ceiling (HUBSPOT_DAILY_LIMIT) and HubSpot's DAILY 429, both lasting
@@ -108,13 +108,9 @@ t.test('HUBSPOT_DAILY_LIMIT is the fleet\'s: two replicas share one count per ac
 
 t.test('while Redis is away a replica keeps to its share of what was left today, and adds its count back on return', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   const clock = manualClock(Date.parse('2026-11-26T09:00:00Z'))
-  const link = await connectRedis({ url: viaProxy.href, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock })
+  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock })
   t.teardown(() => link.close())
   await link.waitUntilUp(2000)
   const daily = createRedisDailyAllowance({ link, limit: 10, day: new AccountDay('UTC'), clock, replicas: 2 })

@@ -6,7 +6,7 @@ import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
 import { defaultPendingForgetsFile, PendingForgets } from '../../src/tokens/pending-forgets.js'
 import { ACCESS_TOKEN, baseEnv, bearer, manualClock, signSession, startEmulator, startService, until, type RunningService } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
-import { startTcpProxy } from '../tcp-proxy.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /** Logouts that could not reach Redis outlive a restart: they are kept in a file and replayed. */
 
@@ -77,20 +77,16 @@ t.test('a corrupt line is skipped, the others are read', async t => {
 
 t.test('a replica restarted during a Redis outage still replays the logout it took meanwhile, and the other replica stops serving the token', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   // The default file for this Redis and prefix, as production derives it.
-  const file = defaultPendingForgetsFile(viaProxy.href, scope.prefix)
+  const file = defaultPendingForgetsFile(viaProxy, scope.prefix)
   t.teardown(() => rm(file, { force: true }))
 
   const emulator = await startEmulator(t, { rateLimit: { max: 10_000, intervalMs: 1000 } })
   const env = (redisUrl: string): ReturnType<typeof baseEnv> => baseEnv(emulator, { REDIS_URL: redisUrl, HUBSPOT_RATE_LIMIT: '10000/1s', RATE_LIMIT_MAX: '100000' })
   const ada = bearer(signSession({ sub: 'ada', email: 'ada@example.com' }))
   // A reaches Redis through the proxy; B directly. Both share the cache.
-  const a = await startService(t, env(viaProxy.href), { redisKeyPrefix: scope.prefix })
+  const a = await startService(t, env(viaProxy), { redisKeyPrefix: scope.prefix })
   const b = await startService(t, env(SHARED_REDIS_URL), { redisKeyPrefix: scope.prefix })
   const cached = (await a.get('/chat-token', ada)).json().token
   t.equal((await b.get('/chat-token', ada)).json().token, cached, 'shared before the outage')
@@ -105,7 +101,7 @@ t.test('a replica restarted during a Redis outage still replays the logout it to
 
   proxy.setMode({ kind: 'pass' })
   t.equal((await b.get('/chat-token', ada)).json().token, cached, 'until the logout reaches Redis, B still has the token')
-  await startService(t, env(viaProxy.href), { redisKeyPrefix: scope.prefix })
+  await startService(t, env(viaProxy), { redisKeyPrefix: scope.prefix })
   await until('the restarted replica replays the logout', async () => (await b.get('/chat-token', ada)).json().token !== cached)
   t.pass('B no longer hands out the token logged out of during the outage')
   await until('the file is emptied once replayed', async () => await readFile(file, 'utf8').then(() => false, () => true))

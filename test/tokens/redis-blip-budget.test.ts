@@ -3,8 +3,8 @@ import { connectRedis } from '../../src/redis/connection.js'
 import { createRedisBudget } from '../../src/tokens/redis-budget.js'
 import { noTokenEvents } from '../../src/tokens/token-events.js'
 import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type HttpAnswer, type RunningService, until } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
-import { startTcpProxy } from '../tcp-proxy.js'
+import { redisScope, redisSkipReason } from '../redis-helper.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /**
  * The outbound budget around a Redis blip, through a TCP proxy in front of Redis: HubSpot's window must
@@ -23,14 +23,10 @@ const WINDOW = '3s'
 
 t.test('a Redis blip right after the shared window filled up: HubSpot never answers 429, during the blip or after it', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   const emulator = await startEmulatorProcess(t, ['--rate-limit', `${LIMIT}/${WINDOW}`])
   const env = baseEnv(emulator as never, {
-    REDIS_URL: viaProxy.href,
+    REDIS_URL: viaProxy,
     HUBSPOT_RATE_LIMIT: `${LIMIT}/${WINDOW}`,
     HUBSPOT_RATE_LIMIT_REPLICAS: '2',
     // A 429 is answered as it comes, so the emulator's count is the service's.
@@ -78,12 +74,8 @@ t.test('a Redis blip right after the shared window filled up: HubSpot never answ
 
 t.test('what a replica did while Redis was away reaches the shared window when it is back: its calls and a 429 pause', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
-  const link = await connectRedis({ url: viaProxy.href, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
+  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
   t.teardown(() => link.close())
   await link.waitUntilUp(2000)
   const budget = createRedisBudget({ link, budget: { max: 10, windowMs: 10_000 }, replicas: 2, clock: { now: Date.now } })

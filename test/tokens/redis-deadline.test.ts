@@ -1,7 +1,7 @@
 import t from 'tap'
 import { baseEnv, bearer, captureLogs, signSession, startEmulator, startService } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
-import { startTcpProxy } from '../tcp-proxy.js'
+import { redisScope, redisSkipReason } from '../redis-helper.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /**
  * A stalled Redis (it takes in commands and answers nothing) while HubSpot hangs: the per-caller limit's
@@ -16,16 +16,12 @@ const ALLOWED_OVERRUN_MS = 100
 
 t.test('stalled Redis and a hanging HubSpot: every answer leaves by the deadline', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   const emulator = await startEmulator(t, { rateLimit: { max: 100_000, intervalMs: 1000 } })
   const logs = captureLogs()
   const service = await startService(t, baseEnv(emulator, {
     LOG_LEVEL: 'info',
-    REDIS_URL: viaProxy.href,
+    REDIS_URL: viaProxy,
     HUBSPOT_TIMEOUT_MS: String(TIMEOUT_MS),
     HUBSPOT_RATE_LIMIT: '100000/1s',
     MAX_EVENT_LOOP_DELAY_MS: '0'

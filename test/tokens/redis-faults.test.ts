@@ -2,8 +2,8 @@ import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { request } from 'undici'
 import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
-import { type ProxyMode, startTcpProxy } from '../tcp-proxy.js'
+import { redisScope, redisSkipReason } from '../redis-helper.js'
+import { type ProxyMode, sharedRedisThroughProxy } from '../tcp-proxy.js'
 import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
 
 /**
@@ -47,16 +47,11 @@ async function call (service: RunningService, method: 'GET' | 'DELETE', email: s
 
 t.test('Redis made slow, then silent, then unreachable under load, recovering after each: every request answered by its deadline, readiness degraded but 200, state shared again after', { skip }, async t => {
   const scope = redisScope(t)
-  const target = new URL(SHARED_REDIS_URL)
-  const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) })
-  // Same credentials and database as the shared Redis, reached through the proxy.
-  const viaProxy = new URL(SHARED_REDIS_URL)
-  viaProxy.hostname = proxy.host
-  viaProxy.port = String(proxy.port)
+  const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   // A little HubSpot latency, so locks are held while Redis turns bad, as they would be in production.
   const emulator = await startEmulator(t, { rateLimit: { max: 100_000, intervalMs: 1000 }, latencyMs: 20 })
   const env = baseEnv(emulator, {
-    REDIS_URL: viaProxy.href,
+    REDIS_URL: viaProxy,
     HUBSPOT_TIMEOUT_MS: String(TIMEOUT_MS),
     HUBSPOT_RATE_LIMIT: '100000/1s',
     RATE_LIMIT_MAX: '1000000',
