@@ -324,7 +324,10 @@ t.test('300 concurrent requests for distinct identities with random faults at 30
   t.comment(`outcomes: ${JSON.stringify(Object.fromEntries(counts))}; HubSpot calls: ${r.emulator.calls().length}; slowest ${Math.round(Math.max(...answers.map(answer => answer.elapsedMs)))} ms`)
   t.same(mismatches, [], 'every answer carries the code for what HubSpot did (and at most 1 + HUBSPOT_MAX_RETRIES calls)')
   t.same(late, [], `every answer within ${TIMEOUT_MS} + ${LOAD_MARGIN_MS} ms`)
-  t.ok((counts.get('200') ?? 0) >= 150, 'most requests were served despite the faults')
+  // Hangs and 2× delays teach the service that calls may take the whole deadline, so a miss with too
+  // little of its deadline left is refused at once (503, no call) instead of sent to time out: fewer
+  // 200s than faults alone would leave, each other answer checked above against what HubSpot did.
+  t.ok((counts.get('200') ?? 0) >= 60, `a fifth or more of the requests were served despite the faults (${counts.get('200') ?? 0})`)
   t.equal(target.calls().length, 0, 'no redirect was followed')
   await expectNoLeaks(t, r)
 })
