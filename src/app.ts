@@ -1,11 +1,11 @@
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { sessionAuth } from './auth/session.js'
-import { createUserDirectory } from './auth/user-lookup.js'
-import type { Config } from './config.js'
+import type { Config } from './config/types.js'
 import { singletonHeaders } from './http/singleton-headers.js'
 import { type Clock, systemClock } from './deadline.js'
-import { createHubSpotClient, type HubSpotClient } from './hubspot/client.js'
+import type { HubSpotClient } from './hubspot/client.js'
+import { hubspotStage } from './hubspot/hubspot-stage.js'
 import { edgeProtection } from './http/edge.js'
 import { listenerOptions } from './http/listener-options.js'
 import { registerProblemHandlers } from './http/problem.js'
@@ -15,13 +15,13 @@ import { requestMetrics } from './metrics/request-metrics.js'
 import type { ServiceMetrics } from './metrics/service-metrics.js'
 import { chatIdentityScriptRoutes, DEFAULT_BROWSER_HELPER_DIR } from './routes/chat-identity-script.js'
 import { chatTokenRoutes } from './routes/chat-token.js'
-import { healthRoutes, type Lifecycle, type ReadinessCheck } from './routes/health.js'
-import { JwksHealth } from './auth/jwks-health.js'
-import { HubSpotHealth } from './hubspot/credential-health.js'
+import { healthRoutes, type Lifecycle } from './routes/health.js'
+import { ReadinessChecks } from './readiness.js'
+import { sharedState } from './redis/shared-state.js'
 import { watchSecrets } from './secrets/secret-rotation.js'
 import { cacheKeyRing } from './tokens/cache-keyring.js'
-import { noTokenEvents } from './tokens/token-events.js'
-import { createTokenServices } from './tokens/token-services.js'
+import { noServiceEvents } from './events.js'
+import { tokenStage } from './tokens/token-stage.js'
 
 export interface AppDependencies {
   clock?: Clock
@@ -34,7 +34,7 @@ export interface AppDependencies {
   redisKeyPrefix?: string
   /**
    * Prometheus metrics (server.ts serves them on METRICS_PORT); none are kept when absent. Its
-   * `tokenEvents` is what the token cache, budget, breaker and Redis code report to.
+   * `events` is what the token cache, budget, breaker and Redis code report to.
    */
   metrics?: ServiceMetrics
   /** Folder of the built browser helper (default dist/public); tests and the demo bundle their own. */
@@ -107,57 +107,47 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     done()
   })
 
-  // Secrets from files follow their files (and SIGHUP); everything below reads them when it uses them.
+  // Secrets from files follow their files (and SIGHUP); every stage reads them when it uses them.
   const secrets = watchSecrets(config, { log: app.log, ...deps.secretFiles })
   app.decorate('reloadSecrets', secrets.reload)
+  app.addHook('onClose', async () => { secrets.close() })
+  const readiness = new ReadinessChecks()
+  if (secrets.check !== undefined) readiness.add('secrets', secrets.check)
   const cacheKeys = cacheKeyRing(secrets.cacheKey, secrets.hubspotAccessToken)
-  const tokens = await createTokenServices(config, {
-    clock,
-    random: deps.random,
-    log: app.log,
-    events: deps.metrics?.tokenEvents ?? noTokenEvents,
-    redisKeyPrefix: deps.redisKeyPrefix,
-    cacheKeys
-  })
-  const hubspotHealth = new HubSpotHealth()
-  secrets.hubspotAccessToken.onChange(() => {
-    hubspotHealth.reset()
-    tokens.credentialsChanged()
-  })
-  const hubspot = createHubSpotClient(config.hubspot, {
-    clock,
-    random: deps.random,
-    onAttempt: report => {
-      hubspotHealth.record(report)
-      deps.metrics?.hubspotAttempt(report)
-    },
-    gate: tokens.gate,
-    accessToken: () => secrets.hubspotAccessToken.current
-  })
-  deps.onHubSpotClient?.(hubspot)
-  const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup, () => secrets.userLookupAuth.current)
-  app.addHook('onClose', async () => {
-    secrets.close()
-    await Promise.all([hubspot.close(), directory?.close(), tokens.close()])
-  })
+  const hashEmail = createRotatingEmailHasher(cacheKeys)
+  const events = deps.metrics?.events ?? noServiceEvents
 
-  const jwksHealth = config.jwt.key.kind === 'jwks' ? new JwksHealth() : undefined
-  await app.register(sessionAuth, { jwt: config.jwt, keyText: secrets.jwtKey, jwksHealth })
-  // Each check reports what requests already met: a probe never calls a dependency.
-  const checks: Record<string, ReadinessCheck> = { ...tokens.checks, hubspot: hubspotHealth.check }
-  if (jwksHealth !== undefined) checks.jwks = jwksHealth.check
-  if (secrets.check !== undefined) checks.secrets = secrets.check
-  await app.register(healthRoutes, { lifecycle, checks })
+  // The stages of a request, in the order it meets them; each builds and closes its own parts.
+  await app.register(sharedState, { url: config.redisUrl, keyPrefix: deps.redisKeyPrefix, clock, events, readiness })
+  await app.register(sessionAuth, {
+    jwt: config.jwt,
+    identity: config.identity,
+    userLookup: config.userLookup,
+    hashEmail,
+    keyText: secrets.jwtKey,
+    userLookupAuth: secrets.userLookupAuth,
+    readiness
+  })
+  await app.register(hubspotStage, {
+    config: config.hubspot,
+    accessToken: secrets.hubspotAccessToken,
+    clock,
+    random: deps.random,
+    events,
+    readiness,
+    onAttempt: deps.metrics?.hubspotAttempt
+  })
+  await app.register(tokenStage, { config, clock, random: deps.random, events, cacheKeys })
+  if (deps.onHubSpotClient !== undefined) deps.onHubSpotClient(app.hubspot)
+
+  await app.register(healthRoutes, { lifecycle, checks: readiness })
   await app.register(chatIdentityScriptRoutes, { dir: deps.browserHelperDir ?? DEFAULT_BROWSER_HELPER_DIR })
   await app.register(chatTokenRoutes, {
-    issuer: tokens.issuerFor(hubspot),
-    directory,
-    identity: config.identity,
     corsOrigins: config.corsOrigins,
-    hashEmail: createRotatingEmailHasher(cacheKeys),
+    hashEmail,
     timeoutMs: config.hubspot.timeoutMs,
     clock,
-    callerLimit: { ...config.callerRateLimit, redis: tokens.redis, clock }
+    callerLimit: config.callerRateLimit
   })
   return app
 }

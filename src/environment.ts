@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { parseEnv } from 'node:util'
-import type { Env } from './config.js'
+import type { Env } from './config/types.js'
 
 /**
  * What the service and `npm run doctor` read their configuration from: variables from ./.env (in the

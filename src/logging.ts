@@ -1,13 +1,13 @@
 import { createHmac, hkdfSync } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { type DestinationStream, type Logger, pino } from 'pino'
-import type { LogLevel } from './config.js'
+import type { LogLevel } from './config/types.js'
 
 /**
  * Paths that may hold a secret: session JWTs, cookies, the HubSpot access token and identification
  * tokens. Anything logged under these names is replaced, whatever the level.
  */
-export const redactedPaths = [
+const redactedPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
@@ -27,7 +27,7 @@ export interface ServiceLoggers {
   /**
    * The one line per request. Its fields are fixed and none can hold a secret (method, path without the
    * query, status, duration, error code, hashed email, request id), so it skips the redaction walk,
-   * which cost ~5 µs a line (over half the line's cost) on every request. Same stream, same format.
+   * which was over half the line's cost on every request. Same stream, same format.
    */
   access: Logger
 }
@@ -44,7 +44,7 @@ export interface LoggedError {
  * `err` as type, message and code, plus the stack when there is one. pino's default serializer named
  * every plain object (`{ code, message }` from a failed connection) "Object" and gave it an empty stack.
  */
-export function serializeError (value: unknown): unknown {
+function serializeError (value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
   const { name, message, code, stack } = value as Record<string, unknown>
   const logged: LoggedError = {}

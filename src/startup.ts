@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { Config } from './config.js'
+import type { Config } from './config/types.js'
 
 /** What the start-up log line says: enough to tell, from the logs alone, what runs and how it is set. */
 export interface StartupSummary {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startJwksServer, startService } from './helper.js'
 import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/load-config.js'
 import { createEmailHasher, createLoggers } from '../src/logging.js'
 
 /**

@@ -97,7 +97,7 @@ t.test('token events light up the cache, budget, breaker and Redis series', asyn
   const metrics = createServiceMetrics({ redisConfigured: true, processMetrics: false })
   const listener = await startListener(t, metrics)
   t.match((await scrape(listener)).text, /^chat_token_redis_up 0$/m, 'down until Redis reports')
-  const events = metrics.tokenEvents
+  const events = metrics.events
   events.cacheHit()
   events.cacheHit()
   events.cacheMiss()
@@ -125,7 +125,7 @@ t.test('token events light up the cache, budget, breaker and Redis series', asyn
 t.test('each app instance keeps its own registry', async t => {
   const first = createServiceMetrics()
   const second = createServiceMetrics()
-  first.tokenEvents.cacheHit()
+  first.events.cacheHit()
   t.match(await first.registry.metrics(), /result="hit"\} 1$/m)
   t.match(await second.registry.metrics(), /result="hit"\} 0$/m)
 })

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/load-config.js'
 import { MASK, maskedConfig, serviceVersion, startupSummary } from '../src/startup.js'
 
 const secrets = {

@@ -1,4 +1,5 @@
-import type { IdentityConfig } from '../config.js'
+import { hash } from 'node:crypto'
+import type { IdentityConfig } from '../config/types.js'
 import { ServiceError } from '../errors.js'
 import { normaliseEmail } from './email.js'
 
@@ -10,6 +11,30 @@ export interface Identity {
 }
 
 export type SessionClaims = Record<string, unknown>
+
+/**
+ * What names one identity exactly: its email (how the token cache and a logout find it) and a
+ * fingerprint of everything sent to HubSpot (a cached token is reused only for the same names too).
+ */
+export interface IdentityKey {
+  readonly email: string
+  readonly fingerprint: string
+}
+
+export function identityKey (identity: Identity): IdentityKey {
+  return { email: identity.email, fingerprint: identityFingerprint(identity) }
+}
+
+/**
+ * 72 bits of SHA-256 over the exact identity: it only tells apart the names one email has had, so
+ * collisions are out of reach. It is stored only inside an encrypted cache value or in process memory,
+ * so it need not be keyed. Twelve characters keep a cache entry small whatever the names' length (and
+ * V8 copies a slice this short instead of keeping the whole digest string alive).
+ */
+export function identityFingerprint (identity: Identity): string {
+  // crypto.hash: one call, no Hash object (a third of createHash's cost on input this short).
+  return hash('sha256', JSON.stringify([identity.email, identity.firstName ?? null, identity.lastName ?? null]), 'base64url').slice(0, 12)
+}
 
 /** Either a complete identity, or the subject to look up in the user directory. */
 export type ClaimsResolution =

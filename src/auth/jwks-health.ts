@@ -1,4 +1,4 @@
-import type { ReadinessCheck } from '../routes/health.js'
+import type { ReadinessCheck } from '../readiness.js'
 
 /**
  * What the last JWKS fetch met, for /readyz: `ok`, `failed` (the keys fetched before stay in use, so

@@ -2,7 +2,8 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto'
 import { request } from 'undici'
 import { type Clock, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
-import { readBodyText, parseJsonObject } from '../hubspot/upstream-response.js'
+import { readBodyText } from '../http/upstream-body.js'
+import { parseJsonObject } from '../json-object.js'
 
 /**
  * Public keys from a JWKS endpoint, by `kid`. The whole set is cached; an unknown `kid` refetches it at

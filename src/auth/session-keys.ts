@@ -1,4 +1,5 @@
-import { pemBlocks, secretList } from '../config.js'
+import { pemBlocks } from '../config/jwt-settings.js'
+import { secretList } from '../config/env-reader.js'
 import type { RotatingValue } from '../secrets/rotating-value.js'
 
 /**

@@ -2,27 +2,36 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt, { type FastifyJWTOptions, type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { JwtConfig } from '../config.js'
+import type { IdentityConfig, JwtConfig, UserLookupConfig } from '../config/types.js'
 import { ServiceError, isServiceError } from '../errors.js'
+import type { ReadinessChecks } from '../readiness.js'
 import { RotatingValue } from '../secrets/rotating-value.js'
 import type { SessionClaims } from './identity.js'
-import type { JwksHealth } from './jwks-health.js'
+import { JwksHealth } from './jwks-health.js'
 import { JwksKeyStore } from './jwks-key-store.js'
+import { createSessionContext, refusalOf, type SessionContext, type Visitor, visitorFor } from './session-context.js'
 import { SessionKeys } from './session-keys.js'
 import { tokenShapeProblem } from './token-shape.js'
+import { createUserDirectory } from './user-lookup.js'
 import { VerifiedSessionCache } from './verified-session-cache.js'
 
 /** Where the session JWT came from: cookie-borne sessions get an origin check (CSRF). */
 export type SessionSource = 'header' | 'cookie'
 
 export interface VerifiedSession {
-  claims: SessionClaims
+  context: SessionContext
   source: SessionSource
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** Finds, checks and verifies the request's session token: its context, or a ServiceError. */
     verifySession: (request: FastifyRequest) => Promise<VerifiedSession>
+    /**
+     * The person a verified session speaks for: from its claims, or from the user directory within
+     * `budgetMs` (what is left of the request's deadline); a ServiceError when there is none.
+     */
+    visitorOf: (context: SessionContext, budgetMs: number) => Promise<Visitor>
   }
   interface FastifyRequest {
     sessionToken: string | null
@@ -37,7 +46,7 @@ declare module '@fastify/jwt' {
 }
 
 /** Session JWTs are small; anything bigger is refused before any parsing work. */
-export const MAX_SESSION_TOKEN_BYTES = 8192
+const MAX_SESSION_TOKEN_BYTES = 8192
 /**
  * Verified tokens remembered until their exp, so a token is checked once, not on every request. It
  * replaces fast-jwt's own cache, which still hashed every token and let the shape check run each time.
@@ -48,15 +57,31 @@ const bearerPattern = /^Bearer[ \t]+(\S*)[ \t]*$/i
 
 export interface SessionPluginOptions {
   jwt: JwtConfig
+  identity: IdentityConfig
+  /** USER_LOOKUP_*: where sessions that carry a subject but no email are looked up. */
+  userLookup: UserLookupConfig | undefined
+  /** Keyed hash for emails and subjects (logging.ts createRotatingEmailHasher). */
+  hashEmail: (value: string) => string
   /** JWT_SECRET or JWT_PUBLIC_KEY as it stands after the latest rotation (default: the configured one, for good). */
   keyText?: RotatingValue<string>
-  /** Hears of each JWKS fetch, for readiness. */
-  jwksHealth?: JwksHealth
+  /** USER_LOOKUP_AUTH as it stands now (default: the configured one). */
+  userLookupAuth?: RotatingValue<string | undefined>
+  /** Where the JWKS fetches' health is reported (`jwks`), when the service has a /readyz. */
+  readiness?: ReadinessChecks
 }
 
-async function sessionPlugin (fastify: FastifyInstance, { jwt, keyText, jwksHealth }: SessionPluginOptions): Promise<void> {
+async function sessionPlugin (fastify: FastifyInstance, settings: SessionPluginOptions): Promise<void> {
+  const { jwt, keyText } = settings
   const cookieName = jwt.cookieName
   if (cookieName !== undefined) await fastify.register(fastifyCookie)
+  const jwksHealth = jwt.key.kind === 'jwks' ? new JwksHealth() : undefined
+  if (jwksHealth !== undefined) settings.readiness?.add('jwks', jwksHealth.check)
+  const lookupAuth = settings.userLookupAuth
+  const directory = settings.userLookup === undefined
+    ? undefined
+    : createUserDirectory(settings.userLookup, lookupAuth === undefined ? undefined : () => lookupAuth.current)
+  if (directory !== undefined) fastify.addHook('onClose', () => directory.close())
+  const contextSettings = { identity: settings.identity, canLookup: directory !== undefined, hashEmail: settings.hashEmail }
 
   const keys = sessionKeys(jwt, keyText)
   const secret = keyOption(jwt, keys, jwksHealth)
@@ -85,7 +110,7 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt, keyText, jwksHeal
     const found = findSessionToken(request, cookieName)
     if (found.token.length > MAX_SESSION_TOKEN_BYTES) throw new ServiceError('invalid_token', 'The session token is too large')
     const known = verified.lookup(found.token)
-    if (known.claims !== undefined) return { claims: known.claims, source: found.source }
+    if (known.context !== undefined) return { context: known.context, source: found.source }
     request.sessionToken = checkShape(found.token)
     let claims: SessionClaims
     try {
@@ -95,7 +120,20 @@ async function sessionPlugin (fastify: FastifyInstance, { jwt, keyText, jwksHeal
     }
     checkTimeClaims(claims)
     checkIssuedAt(claims.iat, jwt.clockToleranceS)
-    return { claims: verified.remember(known.key, claims), source: found.source }
+    return { context: verified.remember(known.key, createSessionContext(claims, contextSettings)), source: found.source }
+  })
+
+  fastify.decorate('visitorOf', async function visitorOf (context: SessionContext, budgetMs: number): Promise<Visitor> {
+    const subject = context.subject
+    switch (subject.kind) {
+      case 'visitor': return subject.visitor
+      case 'refused': throw refusalOf(subject)
+      case 'lookup': {
+        // Only a 'lookup' subject exists when a directory is configured (contextSettings.canLookup).
+        if (directory === undefined) throw new ServiceError('internal_error', 'A user lookup was asked for without a user directory')
+        return visitorFor({ ...subject.names, ...await directory.lookup(subject.subject, budgetMs) }, settings.hashEmail)
+      }
+    }
   })
 }
 
@@ -186,7 +224,7 @@ function cookieSentTwice (header: string | undefined, name: string): boolean {
 }
 
 /** 9999-12-31T23:59:59Z: no clock, Date or log line here holds a later instant. */
-export const LATEST_TIME_CLAIM_S = 253_402_300_799
+const LATEST_TIME_CLAIM_S = 253_402_300_799
 
 /**
  * `1e400` parses as Infinity and passes fast-jwt's comparisons (a session that never ends); a year past

@@ -1,3 +1,5 @@
+import { parseJsonObject } from '../json-object.js'
+
 /**
  * Structural checks on a compact JWS before any key work: three base64url segments, JSON objects
  * without duplicate keys (parsers disagree on which duplicate wins, so an ambiguous token is refused),
@@ -12,21 +14,12 @@ export function tokenShapeProblem (token: string): string | undefined {
   const [header = '', payload = '', signature = ''] = segments
   if (!segmentPattern.test(header) || !segmentPattern.test(payload) || !segmentPattern.test(signature)) return 'is not base64url'
   const headerJson = Buffer.from(header, 'base64url').toString('utf8')
-  const headerObject = parseObject(headerJson)
+  const headerObject = parseJsonObject(headerJson)
   if (headerObject === undefined) return 'has a header that is not a JSON object'
   if (Object.hasOwn(headerObject, 'crit')) return 'has a critical header extension'
   if (hasDuplicateKeys(headerJson)) return 'has duplicate keys in its header'
   if (hasDuplicateKeys(Buffer.from(payload, 'base64url').toString('utf8'))) return 'has duplicate keys in its claims'
   return undefined
-}
-
-function parseObject (json: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(json)
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /**

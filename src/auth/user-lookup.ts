@@ -1,7 +1,8 @@
 import { Agent, request } from 'undici'
-import type { UserLookupConfig } from '../config.js'
+import type { UserLookupConfig } from '../config/types.js'
 import { ServiceError } from '../errors.js'
-import { parseJsonObject, readBodyText } from '../hubspot/upstream-response.js'
+import { readBodyText } from '../http/upstream-body.js'
+import { parseJsonObject } from '../json-object.js'
 import { normaliseEmail } from './email.js'
 import { cleanName, type Identity } from './identity.js'
 
@@ -29,7 +30,7 @@ const controlCharacters = /[\u0000-\u001f\u007f]/
  * up to three times, "\" as "/". A subject that is empty, over 256 characters, holds a control
  * character, or then contains a path separator or is a dot segment is refused without a request.
  */
-export function unsafeSubject (subject: string): boolean {
+function unsafeSubject (subject: string): boolean {
   if (subject === '' || subject.length > MAX_SUBJECT_LENGTH || controlCharacters.test(subject)) return true
   let reading = subject
   for (let round = 0; round <= DECODINGS_CONSIDERED; round++) {
@@ -60,7 +61,7 @@ function templatePrefix (urlTemplate: string): string {
   return href.slice(0, href.indexOf(SUBJECT_MARKER))
 }
 
-export function lookupUrlFor (urlTemplate: string, prefix: string, subject: string): string | undefined {
+function lookupUrlFor (urlTemplate: string, prefix: string, subject: string): string | undefined {
   if (unsafeSubject(subject)) return undefined
   const url = new URL(urlTemplate.replaceAll('{sub}', encodeURIComponent(subject))).href
   return url.startsWith(prefix) ? url : undefined

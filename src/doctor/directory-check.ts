@@ -1,5 +1,5 @@
 import { type Dispatcher, request } from 'undici'
-import type { Config } from '../config.js'
+import type { Config } from '../config/types.js'
 import { checkResult, type CheckResult, elapsedMs } from './check.js'
 import { connectionProblem, errorCode } from './network-errors.js'
 import type { SessionOutcome } from './session-check.js'

@@ -1,5 +1,6 @@
 import { Agent } from 'undici'
-import { type Config, ConfigError, type Env, loadConfig, type LoadConfigOptions } from '../config.js'
+import type { Config, Env } from '../config/types.js'
+import { ConfigError, loadConfig, type LoadConfigOptions } from '../config/load-config.js'
 import { maskedConfig, serviceVersion } from '../startup.js'
 import type { DoctorArgs } from './args.js'
 import { checkResult, type CheckResult } from './check.js'

@@ -1,7 +1,8 @@
 import { type Dispatcher, request } from 'undici'
 import { publicKeyFromJwk } from '../auth/jwks-key-store.js'
-import type { Config } from '../config.js'
-import { parseJsonObject, readBodyText } from '../hubspot/upstream-response.js'
+import type { Config } from '../config/types.js'
+import { readBodyText } from '../http/upstream-body.js'
+import { parseJsonObject } from '../json-object.js'
 import { checkResult, type CheckResult, elapsedMs } from './check.js'
 import { connectionProblem, errorCode } from './network-errors.js'
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import type { Config } from '../config.js'
+import type { Config } from '../config/types.js'
 import { DEFAULT_REDIS_KEY_PREFIX } from '../redis/connection.js'
-import { createRedisClient, describeRedisTarget, isSentinelUrl, redisContactUrl } from '../redis/redis-options.js'
+import { createRedisClient, describeRedisTarget, redisContactUrl } from '../redis/redis-options.js'
+import { isSentinelUrl } from '../config/sentinel-url.js'
 import { checkResult, type CheckResult, elapsedMs } from './check.js'
 import { connectionProblem, errorCode } from './network-errors.js'
 

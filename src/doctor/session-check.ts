@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import { type Identity, identityFromClaims, type SessionClaims } from '../auth/identity.js'
+import type { Identity, SessionClaims } from '../auth/identity.js'
 import { sessionAuth } from '../auth/session.js'
-import { createUserDirectory } from '../auth/user-lookup.js'
-import type { Config } from '../config.js'
+import type { Config } from '../config/types.js'
 import { type ErrorCode, isServiceError } from '../errors.js'
+import { createEmailHasher } from '../logging.js'
 import { checkResult, type CheckResult } from './check.js'
 
 const NAME = 'session'
@@ -25,9 +26,9 @@ const hints: Partial<Record<ErrorCode, string>> = {
 }
 
 /**
- * Verifies a session token exactly as the service does: the service's own session plugin (on a private
- * Fastify instance that never listens, with nothing but that plugin), the claims → identity mapping,
- * and the user directory when the token carries a subject instead of an email.
+ * Verifies a session token exactly as the service does: the service's own session stage (on a private
+ * Fastify instance that never listens, with nothing but that plugin), which maps the claims to an
+ * identity and asks the user directory when the token carries a subject instead of an email.
  */
 export async function checkSession (config: Config, jwt: string | undefined): Promise<SessionOutcome> {
   if (jwt === undefined) {
@@ -35,23 +36,19 @@ export async function checkSession (config: Config, jwt: string | undefined): Pr
   }
   const header = tokenHeader(jwt)
   const app = Fastify({ logger: false })
-  const directory = config.userLookup === undefined ? undefined : createUserDirectory(config.userLookup)
   let claims: SessionClaims | undefined
   let identity: Identity | undefined
   let lookup: SessionOutcome['lookup']
   let failure: unknown
   try {
-    await app.register(sessionAuth, { jwt: config.jwt })
+    // The hash only keys this throwaway instance's per-caller counters, which it never uses.
+    await app.register(sessionAuth, { jwt: config.jwt, identity: config.identity, userLookup: config.userLookup, hashEmail: createEmailHasher(randomBytes(32).toString('base64')) })
     app.get('/', async request => {
       try {
-        claims = (await app.verifySession(request)).claims
-        const resolution = identityFromClaims(claims, config.identity, directory !== undefined)
-        if (resolution.kind === 'identity') {
-          identity = resolution.identity
-        } else {
-          lookup = { subject: resolution.subject, error: undefined }
-          identity = { ...resolution.names, ...await directory!.lookup(resolution.subject) }
-        }
+        const { context } = await app.verifySession(request)
+        claims = context.claims
+        if (context.subject.kind === 'lookup') lookup = { subject: context.subject.subject, error: undefined }
+        identity = (await app.visitorOf(context, config.userLookup?.timeoutMs ?? 0)).identity
       } catch (error) {
         if (lookup !== undefined && identity === undefined) lookup.error = isServiceError(error) ? error.message : String(error)
         failure = error
@@ -61,7 +58,6 @@ export async function checkSession (config: Config, jwt: string | undefined): Pr
     await app.inject({ method: 'GET', url: '/', headers: { authorization: `Bearer ${jwt}` } })
   } finally {
     await app.close()
-    await directory?.close()
   }
 
   const facts: Record<string, unknown> = { alg: header.alg, kid: header.kid, ...claimFacts(claims) }

@@ -5,7 +5,7 @@ import helmet, { type HelmetOptions } from 'helmet'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
+import type { Config } from '../config/types.js'
 import { ServiceError } from '../errors.js'
 
 export interface EdgeOptions {
@@ -14,7 +14,7 @@ export interface EdgeOptions {
 }
 
 /** Seconds a shed caller is told to wait; long enough for a sampling interval or two to pass. */
-export const OVERLOAD_RETRY_AFTER_S = 5
+const OVERLOAD_RETRY_AFTER_S = 5
 
 /**
  * Health routes are never shed: a liveness probe failing under load would restart a busy replica, and
@@ -27,7 +27,7 @@ const unshedRoutes = new Set(['/healthz', '/readyz'])
  * to a recorder. (@fastify/helmet rebuilds helmet and re-parses the CSP on every request: a profile of
  * the cache-hit path showed it among the largest costs.)
  */
-export function staticSecurityHeaders (options: HelmetOptions): Record<string, string> {
+function staticSecurityHeaders (options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}
   const recorder = {
     setHeader: (name: string, value: string | number | readonly string[]) => { headers[name.toLowerCase()] = String(value) },

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type ServerOptions } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import type { Config } from '../config.js'
+import type { Config } from '../config/types.js'
 import { type ErrorCode, ServiceError } from '../errors.js'
 import { problemBody } from './problem.js'
 
 /** Session JWTs and cookies fit easily; Node's default, stated so nobody lowers it by accident. */
-export const MAX_HEADER_BYTES = 16 * 1024
+const MAX_HEADER_BYTES = 16 * 1024
 
 /**
  * Socket-level behaviour of the public listener. Slow clients are cut off by the headers and request

@@ -1,3 +1,5 @@
+import { setWithinLimit } from '../bounded-map.js'
+
 /**
  * Fixed-window request counters per caller, in process memory (memory mode, or while Redis is
  * unusable). A login storm brings a new caller per request, so each caller is one number: the end of
@@ -43,8 +45,7 @@ export class LocalCallerCounters {
     const packed = this.#entries.get(key)
     if (packed === undefined) {
       const endsAt = Math.ceil(now - this.#base + windowMs)
-      this.#entries.set(key, endsAt * COUNT_SPAN + 1)
-      if (this.#entries.size > MAX_LOCAL_CALLERS) this.#entries.delete(this.#entries.keys().next().value!)
+      setWithinLimit(this.#entries, key, endsAt * COUNT_SPAN + 1, MAX_LOCAL_CALLERS)
       return { current: 1, ttl: this.#base + endsAt - now }
     }
     const endsAt = Math.floor(packed / COUNT_SPAN)

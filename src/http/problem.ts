@@ -8,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
 export interface Problem {
   type: string
@@ -18,6 +18,20 @@ export interface Problem {
   code: ErrorCode
   requestId: string
 }
+
+/** The problem+json body (RFC 9457) every error answer carries, as a JSON schema: written down once (docs/api.md). */
+const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'detail', 'code', 'requestId'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string', enum: Object.keys(errorCatalog) },
+    requestId: { type: 'string' }
+  }
+} as const
 
 export function problemBody (error: ServiceError, requestId: string): Problem {
   return {
@@ -36,7 +50,7 @@ const authenticateHeaders: Partial<Record<ErrorCode, string>> = {
   token_expired: 'Bearer error="invalid_token", error_description="expired"'
 }
 
-export function sendProblem (request: FastifyRequest, reply: FastifyReply, error: ServiceError): FastifyReply {
+function sendProblem (request: FastifyRequest, reply: FastifyReply, error: ServiceError): FastifyReply {
   request.errorCode = error.code
   const challenge = authenticateHeaders[error.code]
   if (challenge !== undefined) reply.header('www-authenticate', challenge)
@@ -45,6 +59,9 @@ export function sendProblem (request: FastifyRequest, reply: FastifyReply, error
     .code(error.status)
     .header('cache-control', 'no-store')
     .type(PROBLEM_CONTENT_TYPE)
+    // Every route's problems, the not-found answer and errors thrown in hooks alike: serialised by the
+    // one schema (compiled once per route), so no answer can carry a field the contract does not list.
+    .serializer(reply.compileSerializationSchema(problemSchema))
     .send(problemBody(error, request.id))
 }
 

@@ -6,16 +6,6 @@
  * local date is a later one, which holds in every case, rather than by adding hours to an offset.
  */
 
-/** True when `name` is a time zone this runtime knows (an IANA name such as `America/New_York`, or `UTC`). */
-export function isTimeZone (name: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name })
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** No day is this long, so a later date is always found within it (the longest are 25 or 26 hours). */
 const SEARCH_SPAN_MS = 48 * 60 * 60 * 1000
 

@@ -1,17 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
-import type { HubSpotConfig } from '../config.js'
+import type { HubSpotConfig } from '../config/types.js'
 import type { Identity } from '../auth/identity.js'
 import { type Clock, type Deadline, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import { AccountDay } from './account-day.js'
 import { type AttemptOutcome, createRetryPolicy } from './retry-policy.js'
 import { type SendByOption, SendGuardedPool, SendWindowMissedError } from './send-deadline.js'
-import {
-  BodyTooLargeError, errorSummary, parseJsonObject, rateLimitWaitMs, readBodyText,
-  retryAfterMs, tokenFromBody
-} from './upstream-response.js'
+import { BodyTooLargeError, readBodyText } from '../http/upstream-body.js'
+import { parseJsonObject } from '../json-object.js'
+import { errorSummary, rateLimitWaitMs, retryAfterMs, tokenFromBody } from './upstream-response.js'
 
 /** A token HubSpot issued, with the moment it did (its 12 h life counts from then). */
 export interface MintedToken {

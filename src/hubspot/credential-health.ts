@@ -1,4 +1,4 @@
-import type { ReadinessCheck } from '../routes/health.js'
+import type { ReadinessCheck } from '../readiness.js'
 import type { AttemptReport } from './client.js'
 
 export type HubSpotHealthStatus = 'ok' | 'credentials_refused' | 'unavailable' | 'unknown'

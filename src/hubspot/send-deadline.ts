@@ -6,8 +6,8 @@ import type { Clock } from '../deadline.js'
  * A request's latest moment to be written to the socket (clock ms). The outbound budget grants each
  * call a slot and a little tolerance; what happens between that decision and the bytes leaving (opening
  * a connection, a TLS handshake, a busy event loop) is spent from the same tolerance, and a call that
- * leaves later may land in HubSpot's next window and earn a 429 there. Measured in a login storm on a
- * cold replica: decided on time, written 40-200 ms later while the pool opened its connections.
+ * leaves later may land in HubSpot's next window and earn a 429 there. A cold replica in a login storm
+ * is the usual case: calls decided on time wait while the pool opens its connections.
  */
 export interface SendByOption {
   sendBy?: number | undefined

@@ -1,56 +1,6 @@
-import type { Dispatcher } from 'undici'
+/** Interpreting what HubSpot sends back, kept apart from the retry loop. */
 
-/** Reading and interpreting what HubSpot sends back, kept apart from the retry loop. */
-
-export const MAX_UPSTREAM_BODY_BYTES = 64 * 1024
 const MAX_TOKEN_LENGTH = 8192
-
-export class BodyTooLargeError extends Error {
-  constructor () {
-    super('upstream body over the size limit')
-    this.name = 'BodyTooLargeError'
-  }
-}
-
-/**
- * Reads the body as text, refusing (and destroying the stream) past `limit` bytes. Event listeners
- * rather than `for await`: the async iterator's machinery cost more than the read itself on a miss.
- */
-export function readBodyText (body: Dispatcher.ResponseData['body'], limit = MAX_UPSTREAM_BODY_BYTES): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        body.destroy()
-        reject(new BodyTooLargeError())
-        return
-      }
-      chunks.push(chunk)
-    })
-    let ended = false
-    body.once('end', () => {
-      ended = true
-      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'))
-    })
-    body.once('error', reject)
-    // Destroyed without an error (by us above, or by undici): settles the promise if nothing else did.
-    // Checked first, because an Error (and its stack trace) on every normal close cost ~20 µs a miss.
-    body.once('close', () => {
-      if (!ended) reject(new Error('upstream body closed before its end'))
-    })
-  })
-}
-
-export function parseJsonObject (text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text)
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** The token from a 200 answer, or undefined when the answer is not `{ token: <non-empty string> }`. */
 export function tokenFromBody (body: Record<string, unknown> | undefined): string | undefined {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AttemptReport } from '../hubspot/client.js'
-import { type BreakerState, type RedisDegradation, redisDegradations, type TokenEvents } from '../tokens/token-events.js'
+import { type BreakerState, type RedisDegradation, redisDegradations, type ServiceEvents } from '../events.js'
 
 /**
  * Everything the service measures, in one Prometheus registry per instance: tests build several apps
@@ -13,7 +13,7 @@ export interface ServiceMetrics {
   /** For the HubSpot client's `onAttempt`. */
   hubspotAttempt: (report: AttemptReport) => void
   /** For the token cache, budget, breaker and Redis code. */
-  tokenEvents: TokenEvents
+  events: ServiceEvents
 }
 
 export interface ServiceMetricsOptions {
@@ -111,7 +111,7 @@ export function createServiceMetrics (options: ServiceMetricsOptions = {}): Serv
       hubspotCalls.inc({ outcome: report.outcome, status: report.status ?? 'none' })
       hubspotDuration.observe({ outcome: report.outcome }, report.durationMs / 1000)
     },
-    tokenEvents: {
+    events: {
       cacheHit: () => cacheLookups.inc({ result: 'hit' }),
       cacheMiss: () => cacheLookups.inc({ result: 'miss' }),
       budgetWaited: ms => budgetWait.observe(ms / 1000),

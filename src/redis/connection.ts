@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../deadline.js'
-import type { RedisDegradation, TokenEvents } from '../tokens/token-events.js'
+import type { RedisDegradation, ServiceEvents } from '../events.js'
 import { isEvicting, type MemoryReport, parseMemoryReport } from './memory-pressure.js'
 import { createRedisClient, redisHostNames } from './redis-options.js'
 
@@ -87,7 +87,7 @@ export interface RedisLinkOptions {
   url: string
   keyPrefix?: string
   log: FastifyBaseLogger
-  events: TokenEvents
+  events: ServiceEvents
   clock: Clock
 }
 

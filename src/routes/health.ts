@@ -1,36 +1,47 @@
 import type { FastifyInstance } from 'fastify'
+import type { CheckStatus, ReadinessChecks } from '../readiness.js'
 
-/** What readiness depends on. Shutdown flips `draining`; later checks (Redis) report here too. */
+/** What readiness depends on. Shutdown flips `draining`. */
 export interface Lifecycle {
   draining: boolean
 }
-
-/**
- * `ok`, `unknown` (nothing seen yet, so nothing known to be wrong), or a word for what is wrong
- * (`degraded`, `credentials_refused`, `unavailable`, `failed`...). Only `shutdown` ever decides readiness.
- */
-export type CheckStatus = string
-/** A status, or a status and why (shown under `reasons` beside `checks`). */
-export type ReadinessCheck = () => CheckStatus | { status: CheckStatus; reason: string }
 
 /** Statuses that leave the replica `ready` rather than `degraded`. */
 const HEALTHY: ReadonlySet<string> = new Set(['ok', 'unknown'])
 
 export interface HealthRouteOptions {
   lifecycle: Lifecycle
-  checks: Record<string, ReadinessCheck>
+  checks: ReadinessChecks
 }
 
+const healthzResponse = {
+  200: {
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', const: 'ok' } }
+  }
+} as const
+
+const readyzBody = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ready', 'degraded', 'draining'] },
+    checks: { type: 'object', additionalProperties: { type: 'string' } },
+    reasons: { type: 'object', additionalProperties: { type: 'string' } }
+  }
+} as const
+
 export async function healthRoutes (app: FastifyInstance, { lifecycle, checks }: HealthRouteOptions): Promise<void> {
-  app.get('/healthz', async (_request, reply) => {
+  app.get('/healthz', { schema: { response: healthzResponse } }, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     return { status: 'ok' }
   })
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { schema: { response: { 200: readyzBody, 503: readyzBody } } }, async (_request, reply) => {
     const results: Record<string, CheckStatus> = { shutdown: lifecycle.draining ? 'failing' : 'ok' }
     const reasons: Record<string, string> = {}
-    for (const [name, check] of Object.entries(checks)) {
+    for (const [name, check] of checks.entries()) {
       const result = check()
       if (typeof result === 'string') {
         results[name] = result

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import {
-  accessTokenProblem, algorithmsForPublicKey, cacheKeyProblems, type Config, headerValueProblem, jwtSecretProblems, publicKeysFrom
-} from '../config.js'
-import type { ReadinessCheck } from '../routes/health.js'
+import { accessTokenProblem, cacheKeyProblems, headerValueProblem } from '../config/load-config.js'
+import { algorithmsForPublicKey, jwtSecretProblems, publicKeysFrom } from '../config/jwt-settings.js'
+import type { Config } from '../config/types.js'
+import type { ReadinessCheck } from '../readiness.js'
 import { RotatingValue } from './rotating-value.js'
 import { watchFile, type WatchedFile } from './watched-file.js'
 

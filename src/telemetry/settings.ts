@@ -1,4 +1,4 @@
-import type { Env } from '../config.js'
+import type { Env } from '../config/types.js'
 
 /**
  * Whether traces are exported, from the standard OpenTelemetry variables only. Tracing is off unless an

@@ -1,4 +1,4 @@
-import type { Env } from '../config.js'
+import type { Env } from '../config/types.js'
 import { serviceVersion } from '../startup.js'
 import { otelVariables, printableUrl, tracingSettings } from './settings.js'
 

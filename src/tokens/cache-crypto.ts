@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import type { CachedToken } from './token-cache.js'
+import { setWithinLimit } from '../bounded-map.js'
 
 /**
  * What keeps the shared cache unreadable to anyone with access to Redis: keys are a keyed hash of the
@@ -47,8 +48,7 @@ export function createCacheCrypto (keys: string | (() => readonly string[])): Ca
     let found = derived.get(material)
     if (found === undefined) {
       found = { hashKey: deriveKey(material, 'chat-token cache key'), valueKey: deriveKey(material, 'chat-token cache value') }
-      if (derived.size >= MAX_DERIVED) derived.delete(derived.keys().next().value!)
-      derived.set(material, found)
+      setWithinLimit(derived, material, found, MAX_DERIVED)
     }
     return found
   }

@@ -1,4 +1,4 @@
-import { secretList } from '../config.js'
+import { secretList } from '../config/env-reader.js'
 import type { RotatingValue } from '../secrets/rotating-value.js'
 
 /** HubSpot tokens whose derived cache keys stay readable after a rotation: the current one and the one before. */

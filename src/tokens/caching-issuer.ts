@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Identity } from '../auth/identity.js'
+import type { Visitor } from '../auth/session-context.js'
 import { type Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import type { HubSpotClient, MintedToken } from '../hubspot/client.js'
-import { cacheKeyFor, type TokenStore } from './token-cache.js'
-import type { TokenEvents } from './token-events.js'
+import type { TokenStore } from './token-cache.js'
+import type { ServiceEvents } from '../events.js'
 import type { TokenIssuer } from './token-issuer.js'
 import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 
@@ -14,7 +14,7 @@ export interface CachingIssuerOptions {
   /** HUBSPOT_TIMEOUT_MS: one deadline per request for waiting on a lock or a budget slot and the call. */
   timeoutMs: number
   clock: Clock
-  events: TokenEvents
+  events: ServiceEvents
 }
 
 /**
@@ -29,9 +29,9 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   /** email → identity fingerprint → flight */
   const flights = new Map<string, Map<string, Promise<MintedToken>>>()
 
-  async function tokenFor (identity: Identity, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
+  async function tokenFor (visitor: Visitor, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
     const startedAt = receivedAt
-    const key = cacheKeyFor(identity)
+    const key = visitor.key
     const cached = await withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES, () => store.lookup(key), found => ({ [STAGE_ATTRIBUTES.cacheHit]: found !== undefined }))
     if (cached !== undefined) {
       events.cacheHit()
@@ -44,7 +44,7 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
     let flight = sameEmail.get(key.fingerprint)
     const joined = flight !== undefined
     if (flight === undefined) {
-      const started = store.fill(key, deadline, () => hubspot.createVisitorToken(identity, deadline, log))
+      const started = store.mintOnce(key, deadline, () => hubspot.createVisitorToken(visitor.identity, deadline, log))
       flight = started
       sameEmail.set(key.fingerprint, started)
       flights.set(key.email, sameEmail)
@@ -62,9 +62,9 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
 
   return {
     tokenFor,
-    forget: identity => {
-      flights.delete(identity.email)
-      return store.forget(identity.email)
+    forget: visitor => {
+      flights.delete(visitor.key.email)
+      return store.forget(visitor.key.email)
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../deadline.js'
 import type { MintedToken } from '../hubspot/client.js'
 import { type CachedToken, type CacheKey, type TokenStore, usableToken } from './token-cache.js'
+import { setWithinLimit } from '../bounded-map.js'
 
 export interface MemoryTokenStoreOptions {
   maxEntries: number
@@ -8,7 +9,7 @@ export interface MemoryTokenStoreOptions {
   clock: Clock
 }
 
-/** One mint of a token for one email, minted outside `fill` (by the Redis store). */
+/** One mint of a token for one email, minted outside `mintOnce` (by the Redis store). */
 export interface MintTicket {
   /** Caches the token, unless forget() or clear() ran since the ticket was taken: a logout always wins. */
   keep: (key: CacheKey, minted: MintedToken) => void
@@ -59,8 +60,7 @@ export function createMemoryTokenStore (options: MemoryTokenStoreOptions): Memor
     // join() builds a flat string; concatenation would keep a rope of the three parts alive.
     const packed = [key.fingerprint, minted.issuedAt.toString(36).padStart(ISSUED_AT_CHARS, '0'), minted.token].join('')
     entries.delete(key.email)
-    entries.set(key.email, packed)
-    if (entries.size > maxEntries) entries.delete(entries.keys().next().value!)
+    setWithinLimit(entries, key.email, packed, maxEntries)
   }
 
   function lookupNow (key: CacheKey): MintedToken | undefined {
@@ -90,7 +90,7 @@ export function createMemoryTokenStore (options: MemoryTokenStoreOptions): Memor
     startMint,
     // In-process single-flight is the caching issuer's job; here there is no one else to coordinate with. Another
     // flight may have filled the entry since the caller looked (the Redis store's fallback is such a caller).
-    fill: async (key, _deadline, mint) => {
+    mintOnce: async (key, _deadline, mint) => {
       const cached = lookupNow(key)
       if (cached !== undefined) return cached
       const ticket = startMint(key.email)

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import type { RateBudget } from '../config.js'
+import type { RateBudget } from '../config/types.js'
 import type { Clock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import type { HubSpotClient } from '../hubspot/client.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 import type { CacheCrypto } from './cache-crypto.js'
+import { setWithinLimit } from '../bounded-map.js'
 
 /**
  * How many new tokens one person may cost per window (TOKEN_MINT_LIMIT, 10 an hour by default). The
@@ -54,8 +55,7 @@ export function createMemoryMintAllowance (limit: RateBudget, clock: Clock): Min
         throw refusal(times[times.length - limit.max]! + limit.windowMs - now)
       }
       times.push(now)
-      mints.set(email, times)
-      if (mints.size > MAX_LOCAL_IDENTITIES) mints.delete(mints.keys().next().value!)
+      setWithinLimit(mints, email, times, MAX_LOCAL_IDENTITIES)
       return { email, at: now }
     },
     giveBack: async ticket => {

@@ -42,7 +42,7 @@ export function withOlderCacheKeys (store: TokenStore, options: OlderCacheKeysOp
       }
       return undefined
     },
-    fill: (key, deadline, mint) => store.fill(key, deadline, mint),
+    mintOnce: (key, deadline, mint) => store.mintOnce(key, deadline, mint),
     forget: async email => {
       await store.forget(email)
       const older = crypto.olderEmailHashes(email)

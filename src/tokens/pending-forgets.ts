@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Clock } from '../deadline.js'
 import { redisTargetIdentity } from '../redis/redis-options.js'
+import { setWithinLimit } from '../bounded-map.js'
 
 export interface PendingForget {
   /** Keyed hash of the email (CacheCrypto.emailHash): the email itself is never written anywhere. */
@@ -111,8 +112,7 @@ export class PendingForgets {
 
   #remember (hash: string, at: number): void {
     this.#entries.delete(hash)
-    this.#entries.set(hash, at)
-    if (this.#entries.size > this.#options.maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
+    setWithinLimit(this.#entries, hash, at, this.#options.maxEntries)
   }
 
   #parse (text: string): PendingForget[] {

@@ -8,6 +8,7 @@ import { FillNotices, formatNotice } from './fill-notices.js'
 import type { MemoryTokenStore } from './memory-token-store.js'
 import type { PendingForgets } from './pending-forgets.js'
 import { type CacheKey, type TokenStore, usableToken } from './token-cache.js'
+import { setWithinLimit } from '../bounded-map.js'
 
 export interface RedisTokenStoreOptions {
   link: RedisLink
@@ -95,6 +96,8 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
    */
   const pendingReleases = new Map<string, string>()
 
+  /** A replay of pending logouts is running: the next trigger finds the entries it has not finished. */
+  let replaying = false
   link.subscribe(filledChannel, message => notices.deliver(message))
   link.onUp(() => {
     // A logout may have reached Redis from another replica while this one could not see it.
@@ -120,15 +123,13 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     pendingReleases.delete(owner)
     const released = await link.run(() => releaseLock([lockKey(hash)], [owner]))
     if (released !== REDIS_UNAVAILABLE) return
-    if (pendingReleases.size >= MAX_PENDING) pendingReleases.delete(pendingReleases.keys().next().value!)
-    pendingReleases.set(owner, hash)
+    setWithinLimit(pendingReleases, owner, hash, MAX_PENDING)
   }
 
   function recordForget (hash: string): Promise<unknown> {
     return link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]))
   }
 
-  let replaying = false
   async function replayForgets (): Promise<void> {
     if (replaying || pendingForgets.size === 0) return
     replaying = true
@@ -204,15 +205,15 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   async function fillLocally (key: CacheKey, hash: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     for (;;) {
       const seen = await read(key, hash)
-      if (seen === REDIS_UNAVAILABLE) return fallback.fill(localKey(key, hash), deadline, mint)
+      if (seen === REDIS_UNAVAILABLE) return fallback.mintOnce(localKey(key, hash), deadline, mint)
       if (seen.token !== undefined) return seen.token
-      const minted = await fallback.fill(localKey(key, hash, seen.generation), deadline, mint)
+      const minted = await fallback.mintOnce(localKey(key, hash, seen.generation), deadline, mint)
       const after = await link.run(redis => redis.get(generationKey(hash)))
       if (after === REDIS_UNAVAILABLE || (after ?? '') === seen.generation) return minted
     }
   }
 
-  async function fill (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
+  async function mintOnce (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     const hash = crypto.emailHash(key.email)
     if (!link.writable()) return fillLocally(key, hash, deadline, mint)
     let pollMs = FIRST_POLL_MIN_MS + random() * (FIRST_POLL_MAX_MS - FIRST_POLL_MIN_MS)
@@ -257,7 +258,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       if (seen.token !== undefined || link.degradation() === undefined) return seen.token
       return fallback.lookup(localKey(key, hash, seen.generation))
     },
-    fill,
+    mintOnce,
     forget: async email => {
       const hash = crypto.emailHash(email)
       await fallback.forget(hash)

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Identity } from '../auth/identity.js'
+import type { Visitor } from '../auth/session-context.js'
 import type { MintedToken } from '../hubspot/client.js'
 
 /** HubSpot accepts an identification token for 12 hours after it issued it. */
@@ -11,6 +11,7 @@ export const IDENTIFICATION_TOKEN_LIFETIME_MS = 12 * 60 * 60 * 1000
  */
 export interface TokenIssuer {
   /** `receivedAt` (clock ms, default now): when the request was read; its upstream budget counts from then. */
-  tokenFor: (identity: Identity, log: FastifyBaseLogger, receivedAt?: number) => Promise<MintedToken>
-  forget: (identity: Identity) => Promise<void>
+  tokenFor: (visitor: Visitor, log: FastifyBaseLogger, receivedAt?: number) => Promise<MintedToken>
+  /** Logout: the visitor's email's token is dropped, and a mint for it in flight is not cached. */
+  forget: (visitor: Visitor) => Promise<void>
 }

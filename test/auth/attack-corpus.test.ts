@@ -2,7 +2,7 @@ import { createHmac, createSign, generateKeyPairSync } from 'node:crypto'
 import t, { type Test as Tap } from 'tap'
 import { JWT_SECRET, baseEnv, bearer, signSession, startEmulator, startJwksServer, startService } from '../helper.js'
 import { hasDuplicateKeys } from '../../src/auth/token-shape.js'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { ConfigError, loadConfig } from '../../src/config/load-config.js'
 
 /**
  * Session JWT attack corpus: one named case per attack, each answered with the right contract code,

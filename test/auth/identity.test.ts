@@ -1,7 +1,7 @@
 import t from 'tap'
 import { identityFromClaims, claimValue, cleanName } from '../../src/auth/identity.js'
 import { normaliseEmail } from '../../src/auth/email.js'
-import type { IdentityConfig } from '../../src/config.js'
+import type { IdentityConfig } from '../../src/config/types.js'
 import { ServiceError } from '../../src/errors.js'
 
 const config: IdentityConfig = { emailClaim: 'email', firstNameClaim: 'given_name', lastNameClaim: 'family_name', requireEmailVerified: false }

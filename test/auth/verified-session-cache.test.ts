@@ -1,21 +1,23 @@
 import t from 'tap'
+import { createSessionContext, type SessionContext } from '../../src/auth/session-context.js'
 import { VerifiedSessionCache } from '../../src/auth/verified-session-cache.js'
 
-/** The verified-token cache: exact-token hits only, until exp, bounded, and claims that cannot be changed. */
+/** The verified-token cache: exact-token hits only, until exp, bounded, one shared context per token. */
 
 const expS = 2_000_000_000
 
-function remember (cache: VerifiedSessionCache, token: string, claims: Record<string, unknown>): Record<string, unknown> {
-  return cache.remember(cache.lookup(token).key, claims)
+const identity = { emailClaim: 'email', firstNameClaim: 'given_name', lastNameClaim: 'family_name', requireEmailVerified: false }
+
+function remember (cache: VerifiedSessionCache, token: string, claims: Record<string, unknown>): SessionContext {
+  return cache.remember(cache.lookup(token).key, createSessionContext(claims, { identity, canLookup: false, hashEmail: value => value }))
 }
 
-t.test('the exact token gets back the same frozen claims; any other text is unknown', async t => {
+t.test('the exact token gets back the same context; any other text is unknown', async t => {
   const cache = new VerifiedSessionCache(10, () => 0)
-  const claims = remember(cache, 'a.b.c', { sub: 'u1', exp: expS })
-  t.ok(Object.isFrozen(claims), 'claims are frozen: every later request shares them')
-  t.equal(cache.lookup('a.b.c').claims, claims, 'the same object, so derived facts can be memoised on it')
-  t.equal(cache.lookup('a.b.C').claims, undefined)
-  t.equal(cache.lookup('a.b.c ').claims, undefined)
+  const context = remember(cache, 'a.b.c', { sub: 'u1', exp: expS })
+  t.equal(cache.lookup('a.b.c').context, context, 'the same object: what it holds was worked out once')
+  t.equal(cache.lookup('a.b.C').context, undefined)
+  t.equal(cache.lookup('a.b.c ').context, undefined)
   t.not(cache.lookup('a.b.c').key.includes('a.b.c'), 'entries are keyed by a hash, not the token')
 })
 
@@ -23,9 +25,9 @@ t.test('an entry is served until exp, then dropped so the verifier decides again
   let now = expS * 1000 - 1
   const cache = new VerifiedSessionCache(10, () => now)
   remember(cache, 'tok', { exp: expS })
-  t.ok(cache.lookup('tok').claims)
+  t.ok(cache.lookup('tok').context)
   now = expS * 1000
-  t.equal(cache.lookup('tok').claims, undefined, 'not at exp')
+  t.equal(cache.lookup('tok').context, undefined, 'not at exp')
   t.equal(cache.size, 0, 'the expired entry is gone')
 })
 
@@ -44,7 +46,7 @@ t.test('bounded: past maxEntries the oldest entry goes first', async t => {
   cache.lookup('first')
   remember(cache, 'third', { exp: expS })
   t.equal(cache.size, 2)
-  t.equal(cache.lookup('first').claims, undefined, 'first in, first out, even when just read')
-  t.ok(cache.lookup('second').claims)
-  t.ok(cache.lookup('third').claims)
+  t.equal(cache.lookup('first').context, undefined, 'first in, first out, even when just read')
+  t.ok(cache.lookup('second').context)
+  t.ok(cache.lookup('third').context)
 })

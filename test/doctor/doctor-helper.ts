@@ -1,4 +1,4 @@
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import type { CheckResult } from '../../src/doctor/check.js'
 import { type DoctorReport, runDoctor } from '../../src/doctor/doctor.js'
 

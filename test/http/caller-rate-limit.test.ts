@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { baseEnv, bearer, manualClock, signSession, startEmulator, startService } from '../helper.js'
 
 /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token (memory store; Redis store in test/tokens/redis-*.test.ts). */

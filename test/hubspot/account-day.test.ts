@@ -1,5 +1,6 @@
 import t from 'tap'
-import { AccountDay, isTimeZone } from '../../src/hubspot/account-day.js'
+import { isTimeZone } from '../../src/config/load-config.js'
+import { AccountDay } from '../../src/hubspot/account-day.js'
 import { manualClock } from '../helper.js'
 
 /** When HubSpot's daily limit resets: midnight in the account's time zone, across DST and odd offsets. */

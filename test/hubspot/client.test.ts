@@ -1,6 +1,6 @@
 import t from 'tap'
 import pino from 'pino'
-import type { HubSpotConfig } from '../../src/config.js'
+import type { HubSpotConfig } from '../../src/config/types.js'
 import { Deadline } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
 import { type AttemptGate, type AttemptReport, type HubSpotClientOptions, type SendPermit, createHubSpotClient, tokenPath } from '../../src/hubspot/client.js'

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
-import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { noServiceEvents } from '../../src/events.js'
 import { redisSkipReason, startRedisServer } from '../redis-helper.js'
 import { until } from '../helper.js'
 
@@ -17,7 +17,7 @@ t.test('the background probe finds Redis back even when its timer fires before t
   // ever noticed that Redis was back.
   const start = Date.now()
   const clock = { now: () => start + (Date.now() - start) / 2 }
-  const link = await connectRedis({ url: redis.url, log: silentLog, events: noTokenEvents, clock })
+  const link = await connectRedis({ url: redis.url, log: silentLog, events: noServiceEvents, clock })
   t.teardown(() => link.close())
   t.ok(await link.waitUntilUp(2000), 'connected')
   t.equal(link.isUp(), true)
@@ -32,7 +32,7 @@ t.test('the background probe finds Redis back even when its timer fires before t
 t.test('a REDIS_URL host that does not resolve is logged in words with the host, never the password', async t => {
   const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = []
   const log = { info: () => {}, warn: (fields: Record<string, unknown>, msg: string) => { warnings.push({ fields, msg }) } } as never
-  const link = await connectRedis({ url: 'redis://:redis-secret-value@no-such-host.invalid:6379', log, events: noTokenEvents, clock: { now: Date.now } })
+  const link = await connectRedis({ url: 'redis://:redis-secret-value@no-such-host.invalid:6379', log, events: noServiceEvents, clock: { now: Date.now } })
   t.teardown(() => link.close())
   await until('the failure is logged', () => warnings.length > 0, 10_000)
   // Reconnects keep failing meanwhile (50, 100, 200 ms apart): still only the transition is logged.

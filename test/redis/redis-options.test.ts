@@ -1,8 +1,7 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../src/config.js'
-import {
-  describeRedisTarget, parseSentinelUrl, redisHostNames, redisTargetIdentity, sentinelOptions
-} from '../../src/redis/redis-options.js'
+import { ConfigError, loadConfig } from '../../src/config/load-config.js'
+import { describeRedisTarget, redisHostNames, redisTargetIdentity, sentinelOptions } from '../../src/redis/redis-options.js'
+import { parseSentinelUrl } from '../../src/config/sentinel-url.js'
 import { maskedConfig } from '../../src/startup.js'
 
 const minimal = { HUBSPOT_ACCESS_TOKEN: 'pat', JWT_SECRET: 'a-session-secret-that-is-long-enough-for-hs256' }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { baseEnv, bearer, captureLogs, signSession, startEmulatorProcess, startService, type RunningService, until } from '../helper.js'
 import { checkRedis } from '../../src/doctor/redis-check.js'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig } from '../../src/config/load-config.js'
 import { redisSkipReason } from '../redis-helper.js'
 import { MASTER_NAME, sentinelLog, startSentinelTopology } from './sentinel-helper.js'
 

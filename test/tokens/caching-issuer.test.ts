@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { baseEnv, bearer, manualClock, signSession, startEmulator, startService } from '../helper.js'
 
 /** The caching issuer in memory mode (no REDIS_URL), end to end through the emulator. */

@@ -1,9 +1,9 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { AccountDay } from '../../src/hubspot/account-day.js'
 import { connectRedis } from '../../src/redis/connection.js'
-import { createRedisDailyAllowance } from '../../src/tokens/daily-allowance.js'
-import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { createRedisDailyAllowance } from '../../src/hubspot/daily-allowance.js'
+import { noServiceEvents } from '../../src/events.js'
 import { ServiceError } from '../../src/errors.js'
 import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
@@ -110,7 +110,7 @@ t.test('while Redis is away a replica keeps to its share of what was left today,
   const scope = redisScope(t)
   const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
   const clock = manualClock(Date.parse('2026-11-26T09:00:00Z'))
-  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock })
+  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noServiceEvents, clock })
   t.teardown(() => link.close())
   await link.waitUntilUp(2000)
   const daily = createRedisDailyAllowance({ link, limit: 10, day: new AccountDay('UTC'), clock, replicas: 2 })

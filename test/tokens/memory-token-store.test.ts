@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { Deadline } from '../../src/deadline.js'
 import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js'
-import { cacheKeyFor } from '../../src/tokens/token-cache.js'
+import { identityKey } from '../../src/auth/identity.js'
 import { manualClock } from '../helper.js'
 
 const HOUR_MS = 3_600_000
@@ -12,10 +12,10 @@ t.test('the LRU keeps at most maxEntries, dropping the least recently used', asy
   const clock = manualClock()
   const store = createMemoryTokenStore({ maxEntries: 3, ttlMs: HOUR_MS, clock })
   const deadline = new Deadline(1000, clock)
-  const keys = ['a@x.io', 'b@x.io', 'c@x.io', 'd@x.io'].map(email => cacheKeyFor({ email }))
-  for (const key of keys.slice(0, 3)) await store.fill(key, deadline, async () => ({ token: `t-${key.email}`, issuedAt: clock.now() }))
+  const keys = ['a@x.io', 'b@x.io', 'c@x.io', 'd@x.io'].map(email => identityKey({ email }))
+  for (const key of keys.slice(0, 3)) await store.mintOnce(key, deadline, async () => ({ token: `t-${key.email}`, issuedAt: clock.now() }))
   t.ok(await store.lookup(keys[0]!), 'a is used, so b is now the oldest')
-  await store.fill(keys[3]!, deadline, async () => ({ token: 't-d', issuedAt: clock.now() }))
+  await store.mintOnce(keys[3]!, deadline, async () => ({ token: 't-d', issuedAt: clock.now() }))
   t.equal(store.size, 3)
   t.equal(await store.lookup(keys[1]!), undefined, 'b was evicted')
   for (const key of [keys[0]!, keys[2]!, keys[3]!]) t.ok(await store.lookup(key), `${key.email} kept`)
@@ -24,9 +24,9 @@ t.test('the LRU keeps at most maxEntries, dropping the least recently used', asy
 t.test('a token is reused while younger than the TTL, then dropped', async t => {
   const clock = manualClock()
   const store = createMemoryTokenStore({ maxEntries: 10, ttlMs: 6 * HOUR_MS, clock })
-  const key = cacheKeyFor({ email: 'ada@example.com' })
+  const key = identityKey({ email: 'ada@example.com' })
   const issuedAt = clock.now()
-  await store.fill(key, new Deadline(1000, clock), async () => ({ token: 'tok', issuedAt }))
+  await store.mintOnce(key, new Deadline(1000, clock), async () => ({ token: 'tok', issuedAt }))
   clock.advance(6 * HOUR_MS - 1)
   t.same(await store.lookup(key), { token: 'tok', issuedAt }, 'issuedAt is kept, so expiresAt stays true')
   clock.advance(1)
@@ -37,11 +37,11 @@ t.test('a token is reused while younger than the TTL, then dropped', async t => 
 t.test('another name for the same email is a miss, and its token replaces the old one', async t => {
   const clock = manualClock()
   const store = createMemoryTokenStore({ maxEntries: 10, ttlMs: HOUR_MS, clock })
-  const ada = cacheKeyFor({ email: 'ada@example.com', firstName: 'Ada' })
-  const renamed = cacheKeyFor({ email: 'ada@example.com', firstName: 'Augusta' })
-  await store.fill(ada, new Deadline(1000, clock), async () => ({ token: 'first', issuedAt: clock.now() }))
+  const ada = identityKey({ email: 'ada@example.com', firstName: 'Ada' })
+  const renamed = identityKey({ email: 'ada@example.com', firstName: 'Augusta' })
+  await store.mintOnce(ada, new Deadline(1000, clock), async () => ({ token: 'first', issuedAt: clock.now() }))
   t.equal(await store.lookup(renamed), undefined)
-  await store.fill(renamed, new Deadline(1000, clock), async () => ({ token: 'second', issuedAt: clock.now() }))
+  await store.mintOnce(renamed, new Deadline(1000, clock), async () => ({ token: 'second', issuedAt: clock.now() }))
   t.equal((await store.lookup(renamed))?.token, 'second')
   t.equal(await store.lookup(ada), undefined)
   t.equal(store.size, 1, 'one entry per email')
@@ -62,7 +62,7 @@ t.test('100,000 entries take well under 60 MB', async t => {
         // Real tokens look like JWTs: 200 characters is a generous stand-in.
         token: `eyJhbGciOiJIUzI1NiJ9.${i.toString(36).padStart(8, '0')}${'x'.repeat(170)}`
       })) as { email: string; token: string }
-      await store.fill(cacheKeyFor({ email, firstName: 'Ada', lastName: 'Lovelace' }), deadline, async () => ({ token, issuedAt: clock.now() }))
+      await store.mintOnce(identityKey({ email, firstName: 'Ada', lastName: 'Lovelace' }), deadline, async () => ({ token, issuedAt: clock.now() }))
     }
   }
   gc()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, type RunningService } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 

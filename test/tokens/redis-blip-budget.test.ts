@@ -1,7 +1,7 @@
 import t from 'tap'
 import { connectRedis } from '../../src/redis/connection.js'
-import { createRedisBudget } from '../../src/tokens/redis-budget.js'
-import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
+import { noServiceEvents } from '../../src/events.js'
 import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type HttpAnswer, type RunningService, until } from '../helper.js'
 import { redisScope, redisSkipReason } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
@@ -75,7 +75,7 @@ t.test('a Redis blip right after the shared window filled up: HubSpot never answ
 t.test('what a replica did while Redis was away reaches the shared window when it is back: its calls and a 429 pause', { skip }, async t => {
   const scope = redisScope(t)
   const { proxy, url: viaProxy } = await sharedRedisThroughProxy(t)
-  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
+  const link = await connectRedis({ url: viaProxy, keyPrefix: scope.prefix, log: silentLog, events: noServiceEvents, clock: { now: Date.now } })
   t.teardown(() => link.close())
   await link.waitUntilUp(2000)
   const budget = createRedisBudget({ link, budget: { max: 10, windowMs: 10_000 }, replicas: 2, clock: { now: Date.now } })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { baseEnv, bearer, captureLogs, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
 import { freePort, redisSkipReason, startRedisServer } from '../redis-helper.js'
 

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { createServiceMetrics } from '../../src/metrics/service-metrics.js'
 import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
 import { ACCESS_TOKEN, baseEnv, bearer, captureLogs, manualClock, signSession, startEmulator, startService, until, type RunningService } from '../helper.js'

@@ -1,17 +1,17 @@
 import t from 'tap'
 import pino from 'pino'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig } from '../../src/config/load-config.js'
 import { Deadline, systemClock } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
 import { type AttemptReport, createHubSpotClient } from '../../src/hubspot/client.js'
 import { AccountDay } from '../../src/hubspot/account-day.js'
 import { createServiceMetrics } from '../../src/metrics/service-metrics.js'
-import { CallTimeEstimate } from '../../src/tokens/call-time-estimate.js'
-import { CircuitBreaker } from '../../src/tokens/circuit-breaker.js'
-import { createMemoryDailyAllowance } from '../../src/tokens/daily-allowance.js'
-import { createHubSpotGate } from '../../src/tokens/hubspot-gate.js'
-import { createMemoryBudget } from '../../src/tokens/outbound-budget.js'
-import { type BreakerState, noTokenEvents } from '../../src/tokens/token-events.js'
+import { CallTimeEstimate } from '../../src/hubspot/call-time-estimate.js'
+import { CircuitBreaker } from '../../src/hubspot/circuit-breaker.js'
+import { createMemoryDailyAllowance } from '../../src/hubspot/daily-allowance.js'
+import { createHubSpotGate } from '../../src/hubspot/hubspot-gate.js'
+import { createMemoryBudget } from '../../src/hubspot/outbound-budget.js'
+import { type BreakerState, noServiceEvents } from '../../src/events.js'
 import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
 
 /**
@@ -28,14 +28,14 @@ t.test('a call sent with too little deadline left times out as `deadline`, not a
   const emulator = await startEmulator(t, { latencyMs: LATENCY_MS, rateLimit: { max: 1000, intervalMs: 1000 } })
   const config = loadConfig(baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '5000', HUBSPOT_MAX_RETRIES: '0' })).hubspot
   const states: BreakerState[] = []
-  const breaker = new CircuitBreaker({ clock: systemClock, events: { ...noTokenEvents, breakerState: state => { states.push(state) } }, probeTimeoutMs: 5000 })
+  const breaker = new CircuitBreaker({ clock: systemClock, events: { ...noServiceEvents, breakerState: state => { states.push(state) } }, probeTimeoutMs: 5000 })
   const callTime = new CallTimeEstimate({ floorMs: 1000, capMs: 2500 })
   const gate = createHubSpotGate({
     breaker,
     budget: createMemoryBudget(config.rateLimit, systemClock),
     daily: createMemoryDailyAllowance({ limit: undefined, day: new AccountDay('UTC'), clock: systemClock }),
     callTime,
-    events: noTokenEvents,
+    events: noServiceEvents,
     clock: systemClock,
     windowMs: config.rateLimit.windowMs,
     maxSlotWaitMs: 1000,
@@ -79,11 +79,11 @@ t.test('HubSpot answering in 1.2 s behind a saturated budget: the breaker never 
         outcomes.set(report.outcome, (outcomes.get(report.outcome) ?? 0) + 1)
         metrics.hubspotAttempt(report)
       },
-      tokenEvents: {
-        ...metrics.tokenEvents,
+      events: {
+        ...metrics.events,
         breakerState: state => {
           states.push(state)
-          metrics.tokenEvents.breakerState(state)
+          metrics.events.breakerState(state)
         }
       }
     }

@@ -1,6 +1,6 @@
 import type { Clock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
-import type { AccountDay } from '../hubspot/account-day.js'
+import type { AccountDay } from './account-day.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 
 /**

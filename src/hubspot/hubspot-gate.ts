@@ -1,11 +1,11 @@
 import type { Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
-import type { AttemptGate, SendPermit } from '../hubspot/client.js'
+import type { AttemptGate, SendPermit } from './client.js'
 import type { CallTimeEstimate } from './call-time-estimate.js'
 import type { CircuitBreaker } from './circuit-breaker.js'
 import type { DailyAllowance, DailyTicket } from './daily-allowance.js'
 import { type Slot, acquireSlot, type OutboundBudget } from './outbound-budget.js'
-import type { TokenEvents } from './token-events.js'
+import type { ServiceEvents } from '../events.js'
 import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 
 export interface HubSpotGateOptions {
@@ -14,7 +14,7 @@ export interface HubSpotGateOptions {
   daily: DailyAllowance
   /** What a call needs of the deadline to be sent at all (and kept back while waiting for a slot). */
   callTime: CallTimeEstimate
-  events: TokenEvents
+  events: ServiceEvents
   clock: Clock
   /** Length of HubSpot's window: how long a 429 that names no wait pauses everyone. */
   windowMs: number

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { Deadline } from '../../src/deadline.js'
 import { ServiceError } from '../../src/errors.js'
-import { SlidingLog, acquireSlot, createMemoryBudget, slotSpacingMs, windowWithMarginMs } from '../../src/tokens/outbound-budget.js'
-import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { SlidingLog, acquireSlot, createMemoryBudget, slotSpacingMs, windowWithMarginMs } from '../../src/hubspot/outbound-budget.js'
+import { noServiceEvents } from '../../src/events.js'
 import { manualClock } from '../helper.js'
 
 /** The largest number of times in any half-open window (t - windowMs, t]. */
@@ -183,7 +183,7 @@ t.test('acquireSlot refuses at once with 503 and Retry-After when no slot comes 
   const clock = manualClock(0)
   const budget = createMemoryBudget({ max: 1, windowMs: 10_000 }, clock)
   const refused: number[] = []
-  const events = { ...noTokenEvents, budgetRefused: () => { refused.push(1) } }
+  const events = { ...noServiceEvents, budgetRefused: () => { refused.push(1) } }
   await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   const started = Date.now()
   const error = await acquireSlot(budget, new Deadline(5000, clock), { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }).catch((e: unknown) => e)
@@ -199,7 +199,7 @@ t.test('acquireSlot waits at most maxSlotWaitMs: a slot further off is refused a
   const budget = createMemoryBudget({ max: 1, windowMs: 2000 }, clock)
   const waited: number[] = []
   const refused: number[] = []
-  const events = { ...noTokenEvents, budgetWaited: (ms: number) => { waited.push(ms) }, budgetRefused: () => { refused.push(clock.now()) } }
+  const events = { ...noServiceEvents, budgetWaited: (ms: number) => { waited.push(ms) }, budgetRefused: () => { refused.push(clock.now()) } }
   const options = { events, clock, callHeadroomMs: 1000, maxSlotWaitMs: 1000, lateToleranceMs: 50 }
   await acquireSlot(budget, new Deadline(10_000, clock), options)
   clock.advance(500)
@@ -217,7 +217,7 @@ t.test('acquireSlot waits at most maxSlotWaitMs: a slot further off is refused a
 t.test('acquireSlot sleeps until its reserved slot and reports the wait', async t => {
   const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
   const waits: number[] = []
-  const events = { ...noTokenEvents, budgetWaited: (ms: number) => { waits.push(ms) } }
+  const events = { ...noServiceEvents, budgetWaited: (ms: number) => { waits.push(ms) } }
   await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   const started = Date.now()
   await acquireSlot(budget, new Deadline(2000), { events, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
@@ -228,8 +228,8 @@ t.test('acquireSlot sleeps until its reserved slot and reports the wait', async 
 
 t.test('a caller that slept into a 429 pause gives up its slot and queues behind the pause', async t => {
   const budget = createMemoryBudget({ max: 1, windowMs: 100 }, { now: Date.now })
-  await acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
-  const waiting = acquireSlot(budget, new Deadline(3000), { events: noTokenEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
+  await acquireSlot(budget, new Deadline(3000), { events: noServiceEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
+  const waiting = acquireSlot(budget, new Deadline(3000), { events: noServiceEvents, clock: { now: Date.now }, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 })
   await budget.pause(400)
   const started = Date.now()
   await waiting
@@ -240,7 +240,7 @@ t.test('a call held back for leaving late renews its own reservation: moved to n
   const clock = manualClock(0)
   // Stretched window 1100 ms, slots 200 ms apart, 50 ms tolerance for leaving late.
   const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
-  const options = { events: noTokenEvents, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
+  const options = { events: noServiceEvents, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
   const deadline = new Deadline(5000, clock)
   const first = await acquireSlot(budget, deadline, options)
   t.equal(first.sendBy, 50, 'to be sent by its slot (0) plus the tolerance')
@@ -256,7 +256,7 @@ t.test('a held-back call queues again when moving to now would overfill a later 
   const clock = manualClock(0)
   const budget = createMemoryBudget({ max: 2, windowMs: 1000 }, clock)
   const refusals: number[] = []
-  const options = { events: { ...noTokenEvents, budgetRefused: () => { refusals.push(clock.now()) } }, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
+  const options = { events: { ...noServiceEvents, budgetRefused: () => { refusals.push(clock.now()) } }, clock, callHeadroomMs: 100, maxSlotWaitMs: 60_000, lateToleranceMs: 50 }
   const deadline = new Deadline(1200, clock)
   const first = await acquireSlot(budget, deadline, options)
   t.match(await budget.reserve(5000), { granted: true, waitMs: 200 })

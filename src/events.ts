@@ -1,6 +1,7 @@
 /**
- * What the token machinery reports, for metrics and logs. The metrics module implements it; tests and
- * callers that do not care use `noTokenEvents`.
+ * What the service's stages report as they work (cache, outbound budget, breaker, Redis), for metrics.
+ * The metrics module implements ServiceEvents; tests and embedders that do not care use `noServiceEvents`.
+ * It lives at the top of src/ because every stage reports here and none may depend on another for it.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
@@ -12,7 +13,7 @@ export type BreakerState = 'closed' | 'open' | 'half-open'
 export type RedisDegradation = 'unreachable' | 'oom' | 'readonly' | 'noperm' | 'misconf' | 'evicting'
 export const redisDegradations: readonly RedisDegradation[] = ['unreachable', 'oom', 'readonly', 'noperm', 'misconf', 'evicting']
 
-export interface TokenEvents {
+export interface ServiceEvents {
   cacheHit: () => void
   cacheMiss: () => void
   /** A call waited this long for a slot in the outbound HubSpot budget. */
@@ -27,7 +28,7 @@ export interface TokenEvents {
   redisDegraded: (reason: RedisDegradation | undefined) => void
 }
 
-export const noTokenEvents: TokenEvents = {
+export const noServiceEvents: ServiceEvents = {
   cacheHit: () => {},
   cacheMiss: () => {},
   budgetWaited: () => {},

@@ -1,9 +1,9 @@
 import t from 'tap'
-import type { Env } from '../../src/config.js'
+import type { Env } from '../../src/config/types.js'
 import { connectRedis } from '../../src/redis/connection.js'
-import { slotSpacingMs } from '../../src/tokens/outbound-budget.js'
-import { createRedisBudget } from '../../src/tokens/redis-budget.js'
-import { noTokenEvents } from '../../src/tokens/token-events.js'
+import { slotSpacingMs } from '../../src/hubspot/outbound-budget.js'
+import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
+import { noServiceEvents } from '../../src/events.js'
 import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 
@@ -26,7 +26,7 @@ function env (emulator: { url: string }, overrides: Env = {}): Env {
 
 t.test('the script keeps a rolling window across replicas and queues callers on Redis\'s clock', { skip }, async t => {
   const scope = redisScope(t)
-  const links = await Promise.all([0, 1].map(() => connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })))
+  const links = await Promise.all([0, 1].map(() => connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noServiceEvents, clock: { now: Date.now } })))
   t.teardown(() => Promise.all(links.map(link => link.close())))
   await Promise.all(links.map(link => link.waitUntilUp(2000)))
   const [a, b] = links.map(link => createRedisBudget({ link, budget: { max: 3, windowMs: 1000 }, replicas: 2, clock: { now: Date.now } }))
@@ -55,7 +55,7 @@ t.test('the script keeps a rolling window across replicas and queues callers on 
 
 t.test('a late caller moves to now only if no window after it overfills; an on-time one keeps its slot', { skip }, async t => {
   const scope = redisScope(t)
-  const link = await connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noTokenEvents, clock: { now: Date.now } })
+  const link = await connectRedis({ url: SHARED_REDIS_URL, keyPrefix: scope.prefix, log: silentLog, events: noServiceEvents, clock: { now: Date.now } })
   t.teardown(() => link.close())
   await link.waitUntilUp(2000)
   const budget = createRedisBudget({ link, budget: { max: 2, windowMs: 1000 }, replicas: 1, clock: { now: Date.now } })

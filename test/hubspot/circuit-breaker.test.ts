@@ -1,8 +1,8 @@
 import t from 'tap'
 import { ServiceError } from '../../src/errors.js'
 import type { AttemptReport } from '../../src/hubspot/client.js'
-import { CircuitBreaker } from '../../src/tokens/circuit-breaker.js'
-import { type BreakerState, noTokenEvents } from '../../src/tokens/token-events.js'
+import { CircuitBreaker } from '../../src/hubspot/circuit-breaker.js'
+import { type BreakerState, noServiceEvents } from '../../src/events.js'
 import { manualClock } from '../helper.js'
 
 const report = (outcome: AttemptReport['outcome'], status?: number): AttemptReport => ({ outcome, status, durationMs: 10 })
@@ -10,7 +10,7 @@ const report = (outcome: AttemptReport['outcome'], status?: number): AttemptRepo
 function setup (): { breaker: CircuitBreaker; clock: ReturnType<typeof manualClock>; states: BreakerState[] } {
   const clock = manualClock(0)
   const states: BreakerState[] = []
-  const breaker = new CircuitBreaker({ clock, events: { ...noTokenEvents, breakerState: state => { states.push(state) } }, probeTimeoutMs: 5000 })
+  const breaker = new CircuitBreaker({ clock, events: { ...noServiceEvents, breakerState: state => { states.push(state) } }, probeTimeoutMs: 5000 })
   return { breaker, clock, states }
 }
 

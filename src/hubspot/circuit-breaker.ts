@@ -1,7 +1,7 @@
 import type { Clock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
-import type { AttemptReport } from '../hubspot/client.js'
-import type { BreakerState, TokenEvents } from './token-events.js'
+import type { AttemptReport } from './client.js'
+import type { BreakerState, ServiceEvents } from '../events.js'
 
 /**
  * Stops calling HubSpot when calling cannot help. Two reasons to open:
@@ -16,7 +16,7 @@ import type { BreakerState, TokenEvents } from './token-events.js'
  */
 export interface CircuitBreakerOptions {
   clock: Clock
-  events: TokenEvents
+  events: ServiceEvents
   failureThreshold?: number
   failingOpenMs?: number
   rejectedOpenMs?: number
@@ -28,7 +28,7 @@ type OpenReason = 'rejected' | 'failing'
 
 export class CircuitBreaker {
   readonly #clock: Clock
-  readonly #events: TokenEvents
+  readonly #events: ServiceEvents
   readonly #failureThreshold: number
   readonly #failingOpenMs: number
   readonly #rejectedOpenMs: number

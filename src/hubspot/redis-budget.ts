@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { RateBudget } from '../config.js'
+import type { RateBudget } from '../config/types.js'
 import type { Clock } from '../deadline.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 import { type OutboundBudget, createMemoryBudget, slotSpacingMs, windowWithMarginMs } from './outbound-budget.js'

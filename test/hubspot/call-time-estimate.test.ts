@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CallTimeEstimate } from '../../src/tokens/call-time-estimate.js'
+import { CallTimeEstimate } from '../../src/hubspot/call-time-estimate.js'
 
 /** What a HubSpot call needs of a request's deadline before it is sent. */
 

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RateBudget } from '../config.js'
+import type { RateBudget } from '../config/types.js'
 import type { Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
-import type { TokenEvents } from './token-events.js'
+import type { ServiceEvents } from '../events.js'
 
 /**
  * The outbound HubSpot budget, enforced as a rolling window (sliding log) like HubSpot's own: at no
@@ -56,11 +56,9 @@ const BURST_SPREAD_MARGINS = 4
  * The least time between two slots: a full budget's burst spreads over four margins (1 s for 100/10s,
  * 400 ms for 100/1s). Slots that share one instant wake together and queue behind one another in the
  * process for CPU, and the last of a hundred then sends late enough for HubSpot to count it in the next
- * window (measured: 11 429s in a 2,000-login storm). Spread over one margin, a hundred calls still asked
- * a hundred calls' CPU of the replicas within 100 ms: callers woke and sent tens of milliseconds late,
- * lost their slots, and the storm ran at 1.12-1.16x its minimum with up to 23 429s. Spread over four,
- * the same storm ran at 1.11-1.12x with none. A smaller burst pays little for it: the tenth caller of a
- * burst waits 90 ms at 100/10s.
+ * window; spread over one margin they still ask a hundred calls' CPU within 100 ms. Four margins is the
+ * narrowest spread that kept a login storm free of 429s (the figures are in docs/design.md). A small
+ * burst pays little for it: the tenth caller of a burst waits 90 ms at 100/10s.
  */
 export function slotSpacingMs (budget: RateBudget): number {
   return BURST_SPREAD_MARGINS * marginMs(budget.windowMs) / budget.max
@@ -201,7 +199,7 @@ export function createMemoryBudget (budget: RateBudget, clock: Clock): OutboundB
 const MIN_SLEEP_MS = 1
 
 export interface AcquireOptions {
-  events: TokenEvents
+  events: ServiceEvents
   clock: Clock
   /** Time kept back from the deadline for the call itself: a slot later than that would only time out. */
   callHeadroomMs: number
