@@ -93,19 +93,21 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   app.addHook('preClose', async () => { lifecycle.draining = true })
   await app.register(edgeProtection, { corsOrigins: config.corsOrigins, loadShedding: config.loadShedding })
   if (deps.metrics !== undefined) await app.register(requestMetrics, { observe: deps.metrics.observeRequest })
-  // One line per request, on the access logger (see createLoggers): status, duration, error code, hashed email.
+  // One line per request (access-log.ts): status, duration, error code, hashed email.
   app.addHook('onResponse', (request, reply, done) => {
-    loggers.access.info({
+    loggers.access({
       reqId: request.id,
       method: request.method,
-      path: request.url.split('?', 1)[0],
+      path: request.url.split('?', 1)[0] ?? '',
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       code: request.errorCode ?? undefined,
       user: request.emailHash ?? undefined
-    }, 'request')
+    })
     done()
   })
+  // Last of all (onClose hooks run in reverse order): what the stages log while closing is written too.
+  app.addHook('onClose', async () => { loggers.close() })
 
   // Secrets from files follow their files (and SIGHUP); every stage reads them when it uses them.
   const secrets = watchSecrets(config, { log: app.log, ...deps.secretFiles })

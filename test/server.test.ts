@@ -29,6 +29,8 @@ interface ServerProcess {
   /** Resolves with the first log line matching, as soon as it is written. */
   line: (matches: (line: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>
   exited: Promise<{ code: number | null; at: number }>
+  /** Resolves once the process has exited and everything it wrote has been read. */
+  outputRead: Promise<void>
 }
 
 function startServer (t: Teardown, env: Record<string, string>): ServerProcess {
@@ -56,6 +58,7 @@ function startServer (t: Teardown, env: Record<string, string>): ServerProcess {
       resolve({ code, at: Date.now() })
     })
   })
+  const outputRead = new Promise<void>(resolve => { child.once('close', () => resolve()) })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
 
   const line: ServerProcess['line'] = (matches, timeoutMs = 20_000) => new Promise((resolve, reject) => {
@@ -75,7 +78,7 @@ function startServer (t: Teardown, env: Record<string, string>): ServerProcess {
     waiters.add(check)
     check()
   })
-  return { child, lines, line, exited }
+  return { child, lines, line, exited, outputRead }
 }
 
 const started = (line: LogLine): boolean => line.msg === 'chat-token started'
@@ -205,6 +208,11 @@ t.test('SIGTERM under steady load: readiness turns 503, no request is lost, the 
   t.ok(exit.at - sigtermAt >= DRAIN_MS, 'the drain lasted SHUTDOWN_DRAIN_MS')
   t.ok(exit.at - sigtermAt < DRAIN_MS + STRAGGLER_DELAY_MS + 3000, 'and the exit came promptly after')
   t.ok(server.lines.some(line => line.msg === 'draining') && server.lines.some(line => line.msg === 'closed'))
+  // stdout is buffered (logging.ts): the exit must write out every line still in the buffer.
+  await server.outputRead
+  const accessLines = server.lines.filter(line => line.msg === 'request' && line.path === '/chat-token')
+  t.equal(accessLines.length, outcomes.length + 1, `every answered request has its access line, the last ones written at exit (${accessLines.length})`)
+  t.ok(server.lines.at(-1)?.msg === 'closed', 'the last line written is the shutdown\'s own')
   t.comment(`drain figures: ${outcomes.length} requests in all, ${duringDrain.length} served after SIGTERM, ` +
     `readiness 503 after ${readinessFailedAt - sigtermAt} ms, load stopped after ${Math.max(...duringDrain.map(o => o.endedAt)) - sigtermAt} ms, ` +
     `straggler ${stragglerEndedAt - stragglerSentAt} ms, exit ${exit.at - sigtermAt} ms after SIGTERM (drain ${DRAIN_MS} ms), code ${exit.code}`)

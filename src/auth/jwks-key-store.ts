@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import { readBodyText } from '../http/upstream-body.js'
 import { parseJsonObject } from '../json-object.js'
+import type { ReadinessCheck } from '../readiness.js'
 
 /**
  * Public keys from a JWKS endpoint, by `kid`. The whole set is cached; an unknown `kid` refetches it at
@@ -125,5 +126,24 @@ export function publicKeyFromJwk (value: unknown): (PublicJwk & { kid: string })
     return { kid, pem, alg: typeof jwk.alg === 'string' ? jwk.alg : undefined }
   } catch {
     return undefined
+  }
+}
+
+/**
+ * What the last JWKS fetch met, for /readyz: `ok`, `failed` (the keys fetched before stay in use, so
+ * sessions signed with them still verify), or `unknown` before the first fetch (the first session
+ * request makes it). Nothing is fetched for a probe.
+ */
+export class JwksHealth {
+  #last: { ok: true } | { ok: false; error: string } | undefined
+
+  fetched (outcome: { ok: true } | { ok: false; error: string }): void {
+    this.#last = outcome
+  }
+
+  readonly check: ReadinessCheck = () => {
+    if (this.#last === undefined) return 'unknown'
+    if (this.#last.ok) return 'ok'
+    return { status: 'failed', reason: `the last JWKS fetch failed (${this.#last.error}): keys fetched before stay in use` }
   }
 }
