@@ -146,7 +146,6 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
   await app.register(chatIdentityScriptRoutes, { dir: deps.browserHelperDir ?? DEFAULT_BROWSER_HELPER_DIR })
   await app.register(chatTokenRoutes, {
     corsOrigins: config.corsOrigins,
-    hashEmail,
     timeoutMs: config.hubspot.timeoutMs,
     clock,
     callerLimit: config.callerRateLimit

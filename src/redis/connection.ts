@@ -61,8 +61,11 @@ export interface RedisLink {
    * READONLY, NOPERM, MISCONF) leaves only writes alone, and reads go on.
    */
   run: <T>(command: (redis: Redis) => Promise<T>, options?: RunOptions) => Promise<T | RedisUnavailable>
-  /** A Lua script sent once and then called by its SHA (ioredis reloads it after a Redis restart). */
-  defineScript: (name: string, numberOfKeys: number, lua: string) => ScriptCall
+  /**
+   * A Lua script sent once and then called by its SHA (ioredis reloads it after a Redis restart). With
+   * `buffers`, strings in its reply come back as Buffers (binary values such as sealed cache entries).
+   */
+  defineScript: (name: string, numberOfKeys: number, lua: string, options?: { buffers?: boolean }) => ScriptCall
   /** Calls `listener` with each message published on `channel` (re-subscribed after reconnects). */
   subscribe: (channel: string, listener: (message: string) => void) => void
   /** Runs after every down → up transition, before any caller sees Redis as usable again. */
@@ -348,10 +351,12 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     probe.unref()
   }
 
-  function defineScript (name: string, numberOfKeys: number, lua: string): ScriptCall {
+  function defineScript (name: string, numberOfKeys: number, lua: string, options: { buffers?: boolean } = {}): ScriptCall {
     client.defineCommand(name, { numberOfKeys, lua })
     const commands = client as unknown as Record<string, (...args: Array<string | number | Buffer>) => Promise<unknown>>
-    return (keys, args) => commands[name]!.call(client, ...keys, ...args)
+    // ioredis defines `<name>Buffer` beside `<name>` for every command.
+    const method = options.buffers === true ? `${name}Buffer` : name
+    return (keys, args) => commands[method]!.call(client, ...keys, ...args)
   }
 
   function subscribe (channel: string, listener: (message: string) => void): void {

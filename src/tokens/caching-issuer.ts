@@ -3,7 +3,8 @@ import type { Visitor } from '../auth/session-context.js'
 import { type Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import type { HubSpotClient, MintedToken } from '../hubspot/client.js'
-import type { TokenStore } from './token-cache.js'
+import type { CallerCounter } from '../http/caller-limit.js'
+import type { CacheLookup, TokenStore } from './token-cache.js'
 import type { ServiceEvents } from '../events.js'
 import type { TokenIssuer } from './token-issuer.js'
 import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
@@ -29,10 +30,16 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   /** email → identity fingerprint → flight */
   const flights = new Map<string, Map<string, Promise<MintedToken>>>()
 
-  async function tokenFor (visitor: Visitor, log: FastifyBaseLogger, receivedAt = clock.now()): Promise<MintedToken> {
+  function lookup (visitor: Visitor, counter?: CallerCounter): Promise<CacheLookup> {
+    return withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES,
+      async () => counter === undefined ? { token: await store.lookup(visitor.key), count: undefined } : store.lookupCounting(visitor.key, counter),
+      found => ({ [STAGE_ATTRIBUTES.cacheHit]: found.token !== undefined }))
+  }
+
+  async function tokenFor (visitor: Visitor, log: FastifyBaseLogger, receivedAt = clock.now(), looked?: CacheLookup): Promise<MintedToken> {
     const startedAt = receivedAt
     const key = visitor.key
-    const cached = await withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES, () => store.lookup(key), found => ({ [STAGE_ATTRIBUTES.cacheHit]: found !== undefined }))
+    const cached = (looked ?? await lookup(visitor)).token
     if (cached !== undefined) {
       events.cacheHit()
       return cached
@@ -61,6 +68,7 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   }
 
   return {
+    lookup,
     tokenFor,
     forget: visitor => {
       flights.delete(visitor.key.email)

@@ -87,6 +87,8 @@ export function createMemoryTokenStore (options: MemoryTokenStoreOptions): Memor
       return entries.size
     },
     lookup: async key => lookupNow(key),
+    // Nothing here counts callers: the caller limit counts in process memory itself.
+    lookupCounting: async key => ({ token: lookupNow(key), count: undefined }),
     startMint,
     // In-process single-flight is the caching issuer's job; here there is no one else to coordinate with. Another
     // flight may have filled the entry since the caller looked (the Redis store's fallback is such a caller).

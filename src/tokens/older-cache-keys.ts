@@ -1,7 +1,8 @@
 import type { Clock } from '../deadline.js'
 import { REDIS_UNAVAILABLE, type RedisLink } from '../redis/connection.js'
 import type { CacheCrypto } from './cache-crypto.js'
-import { type TokenStore, usableToken } from './token-cache.js'
+import type { MintedToken } from '../hubspot/client.js'
+import { type CacheKey, type TokenStore, usableToken } from './token-cache.js'
 
 export interface OlderCacheKeysOptions {
   link: RedisLink
@@ -26,21 +27,26 @@ export function withOlderCacheKeys (store: TokenStore, options: OlderCacheKeysOp
   const tokenKey = (hash: string): string => `${link.keyPrefix}tok:${hash}`
   const generationKey = (hash: string): string => `${link.keyPrefix}gen:${hash}`
 
+  /** The token under an older key's names, unless a logout was recorded under the newest one. */
+  async function lookupOlder (key: CacheKey): Promise<MintedToken | undefined> {
+    const older = crypto.olderEmailHashes(key.email)
+    if (older.length === 0) return undefined
+    const names = older.map(tokenKey)
+    const values = await link.run(redis => redis.mgetBuffer(generationKey(crypto.emailHash(key.email)), ...names))
+    if (values === REDIS_UNAVAILABLE || values[0] !== null) return undefined
+    for (const [i, sealed] of values.slice(1).entries()) {
+      if (sealed === null) continue
+      const token = usableToken(crypto.open(names[i]!, sealed), key, ttlMs, clock)
+      if (token !== undefined) return token
+    }
+    return undefined
+  }
+
   return {
-    lookup: async key => {
-      const found = await store.lookup(key)
-      if (found !== undefined) return found
-      const older = crypto.olderEmailHashes(key.email)
-      if (older.length === 0) return undefined
-      const names = older.map(tokenKey)
-      const values = await link.run(redis => redis.mgetBuffer(generationKey(crypto.emailHash(key.email)), ...names))
-      if (values === REDIS_UNAVAILABLE || values[0] !== null) return undefined
-      for (const [i, sealed] of values.slice(1).entries()) {
-        if (sealed === null) continue
-        const token = usableToken(crypto.open(names[i]!, sealed), key, ttlMs, clock)
-        if (token !== undefined) return token
-      }
-      return undefined
+    lookup: async key => await store.lookup(key) ?? await lookupOlder(key),
+    lookupCounting: async (key, counter) => {
+      const found = await store.lookupCounting(key, counter)
+      return found.token !== undefined ? found : { token: await lookupOlder(key), count: found.count }
     },
     mintOnce: (key, deadline, mint) => store.mintOnce(key, deadline, mint),
     forget: async email => {

@@ -54,6 +54,19 @@ if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
+/**
+ * A warm hit in one round trip: counts the caller (as callerCountLua does) and reads the identity's
+ * token and generation. KEYS: the caller's counter, the token, the generation; ARGV: the window.
+ */
+const countAndReadLua = `
+local current = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {current, ttl, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}`
+
 /** What one read of an identity's keys found. */
 interface Seen {
   token: MintedToken | undefined
@@ -88,6 +101,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   const releaseLock = link.defineScript('chatTokenReleaseLock', 1, releaseLockLua)
   const forgetScript = link.defineScript('chatTokenForget', 2, forgetLua)
   const writeScript = link.defineScript('chatTokenWrite', 2, writeLua)
+  const countAndRead = link.defineScript('chatTokenCountAndRead', 3, countAndReadLua, { buffers: true })
   const notices = new FillNotices()
   /**
    * Locks this process may hold but could not release (owner → hash): waiters would sit out their TTL.
@@ -143,14 +157,23 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   }
 
   async function read (key: CacheKey, hash: string): Promise<Seen | RedisUnavailable> {
-    const redisKey = tokenKey(hash)
-    const found = await link.run(redis => redis.mgetBuffer(redisKey, generationKey(hash)))
+    const found = await link.run(redis => redis.mgetBuffer(tokenKey(hash), generationKey(hash)))
     if (found === REDIS_UNAVAILABLE) return found
-    const [sealed, generation] = found
+    return seenIn(key, hash, found[0], found[1])
+  }
+
+  function seenIn (key: CacheKey, hash: string, sealed: Buffer | null | undefined, generation: Buffer | null | undefined): Seen {
     return {
-      token: sealed === null || sealed === undefined ? undefined : usableToken(crypto.open(redisKey, sealed), key, ttlMs, clock),
+      token: sealed === null || sealed === undefined ? undefined : usableToken(crypto.open(tokenKey(hash), sealed), key, ttlMs, clock),
       generation: generation?.toString() ?? ''
     }
+  }
+
+  /** What a lookup answers for what a read saw (or did not): Redis's token, else the per-process store's. */
+  function lookedUp (key: CacheKey, hash: string, seen: Seen | RedisUnavailable): Promise<MintedToken | undefined> | MintedToken | undefined {
+    if (seen === REDIS_UNAVAILABLE) return fallback.lookup(localKey(key, hash))
+    if (seen.token !== undefined || link.degradation() === undefined) return seen.token
+    return fallback.lookup(localKey(key, hash, seen.generation))
   }
 
   /** 'stale' when a logout came in since `generation` was read: the token must not be handed out. */
@@ -253,10 +276,21 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   return {
     lookup: async key => {
       const hash = crypto.emailHash(key.email)
-      const seen = await read(key, hash)
-      if (seen === REDIS_UNAVAILABLE) return fallback.lookup(localKey(key, hash))
-      if (seen.token !== undefined || link.degradation() === undefined) return seen.token
-      return fallback.lookup(localKey(key, hash, seen.generation))
+      return lookedUp(key, hash, await read(key, hash))
+    },
+    lookupCounting: async (key, counter) => {
+      const hash = crypto.emailHash(key.email)
+      // The counter is a write: while Redis refuses writes, the read goes alone and the caller is
+      // counted in process memory.
+      if (!link.writable()) return { token: await lookedUp(key, hash, await read(key, hash)), count: undefined }
+      const answer = await link.run(() => countAndRead([counter.redisKey, tokenKey(hash), generationKey(hash)], [counter.windowMs]))
+      if (answer === REDIS_UNAVAILABLE) {
+        // Refused as a write (Redis just ran out of memory, say): reads may still work. Unreachable: no
+        // second wait for it.
+        return { token: await lookedUp(key, hash, link.isUp() ? await read(key, hash) : REDIS_UNAVAILABLE), count: undefined }
+      }
+      const [current, ttl, sealed, generation] = answer as [number, number, Buffer | null, Buffer | null]
+      return { token: await lookedUp(key, hash, seenIn(key, hash, sealed, generation)), count: { current, ttl } }
     },
     mintOnce,
     forget: async email => {

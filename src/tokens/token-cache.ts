@@ -1,4 +1,6 @@
 import type { IdentityKey } from '../auth/identity.js'
+import type { CallerCounter } from '../http/caller-limit.js'
+import type { CallerCount } from '../http/local-caller-counters.js'
 import type { Clock, Deadline } from '../deadline.js'
 import type { MintedToken } from '../hubspot/client.js'
 
@@ -11,12 +13,23 @@ export interface CachedToken extends MintedToken {
 export type CacheKey = IdentityKey
 
 /**
+ * What one cache read found; `count` is the caller's count when the same round trip also counted the
+ * caller (Redis mode), undefined when the caller still has to be counted.
+ */
+export interface CacheLookup {
+  token: MintedToken | undefined
+  count: CallerCount | undefined
+}
+
+/**
  * Stores tokens and decides who mints: one store per mode (in-process memory, or Redis shared by every
  * replica with memory as its fallback).
  */
 export interface TokenStore {
   /** A token for this exact identity that is still younger than the cache TTL. */
   lookup: (key: CacheKey) => Promise<MintedToken | undefined>
+  /** lookup, counting the caller against `counter` in the same Redis round trip where it can. */
+  lookupCounting: (key: CacheKey, counter: CallerCounter) => Promise<CacheLookup>
   /**
    * Mints once per identity and caches the token: calls `mint` as the only minter of this identity
    * (across replicas when the store is shared) and caches the result, or returns what the minter that

@@ -1,8 +1,9 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
-import { baseEnv, bearer, manualClock, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, until } from '../helper.js'
+import { redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
 
-/** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token (memory store; Redis store in test/tokens/redis-*.test.ts). */
+/** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token, in memory and in Redis. */
 
 const roomy = { rateLimit: { max: 10_000, intervalMs: 1000 } }
 
@@ -104,4 +105,77 @@ t.test('sessions with neither a subject nor a usable email share one key and cos
 t.test('/healthz and /readyz are not limited', async t => {
   const service = await startService(t, baseEnv(undefined, { RATE_LIMIT_MAX: '1' }))
   for (let i = 0; i < 5; i++) t.equal((await service.get('/healthz')).status, 200)
+})
+
+t.test('the x-ratelimit headers say the limit, what is left and when the window ends', async t => {
+  const emulator = await startEmulator(t, roomy)
+  const service = await startService(t, env(emulator))
+  const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
+  const first = await service.get('/chat-token', ada)
+  t.match(first.headers, { 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '60' })
+  await service.get('/chat-token', ada)
+  t.equal((await service.get('/chat-token', ada)).headers['x-ratelimit-remaining'], '0')
+  t.equal((await service.get('/chat-token', ada)).headers['x-ratelimit-remaining'], '0', 'never negative past the limit')
+})
+
+t.test('Redis mode', async t => {
+  const skip = await redisSkipReason()
+  if (skip !== false) {
+    t.comment(`SKIPPED: ${skip}`)
+    return
+  }
+
+  t.test('a warm hit is one round trip to Redis: one script counts the caller and reads the cached token', async t => {
+    const emulator = await startEmulator(t, roomy)
+    const scope = redisScope(t)
+    const service = await startService(t, env(emulator, { REDIS_URL: SHARED_REDIS_URL, RATE_LIMIT_MAX: '1000' }), { redisKeyPrefix: scope.prefix })
+    const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
+    const minted = await service.get('/chat-token', ada)
+    t.equal(minted.status, 200)
+
+    // MONITOR shows every command Redis runs; only this test's keys carry its prefix.
+    const monitor = await scope.redis.monitor()
+    t.teardown(() => monitor.disconnect())
+    const seen: string[][] = []
+    // Commands a script runs inside Redis are shown too, with "lua" as their source: not round trips.
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some(arg => arg.startsWith(scope.prefix))) seen.push(args)
+    })
+    // A marker command through the same monitor tells when every earlier command has been seen.
+    const marker = `${scope.prefix}marker`
+    const settled = async (): Promise<void> => {
+      const at = seen.length
+      await scope.redis.get(marker)
+      await until('the marker is monitored', () => seen.slice(at).some(args => args.includes(marker)))
+    }
+    await settled()
+    const before = seen.length
+    const HITS = 5
+    for (let i = 0; i < HITS; i++) {
+      const hit = await service.get('/chat-token', ada)
+      t.equal(hit.status, 200)
+      t.equal(hit.json().token, minted.json().token, 'served from the cache')
+    }
+    await settled()
+    const commands = seen.slice(before).filter(args => !args.includes(marker))
+    t.equal(commands.length, HITS, `one command per hit (${commands.map(args => args[0]).join(', ')})`)
+    for (const args of commands) {
+      t.equal(args[0]?.toLowerCase(), 'evalsha')
+      t.ok(args.some(arg => arg.startsWith(`${scope.prefix}rl:`)) && args.some(arg => arg.startsWith(`${scope.prefix}tok:`)), 'the caller\'s counter and the token in the same script')
+    }
+  })
+
+  t.test('the count in that same trip is the shared one: a caller limited on one replica is limited on the other', async t => {
+    const emulator = await startEmulator(t, roomy)
+    const scope = redisScope(t)
+    const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, { REDIS_URL: SHARED_REDIS_URL }), { redisKeyPrefix: scope.prefix })))
+    const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
+    t.equal((await a!.get('/chat-token', ada)).status, 200, 'a miss, counted')
+    t.equal((await b!.get('/chat-token', ada)).status, 200, 'a hit on the other replica, counted in the same trip')
+    t.equal((await a!.get('/chat-token', ada)).headers['x-ratelimit-remaining'], '0')
+    const limited = await b!.get('/chat-token', ada)
+    t.equal(limited.status, 429, 'the fourth request, wherever it lands')
+    t.equal(limited.json().code, 'rate_limited')
+    t.notOk('token' in limited.json(), 'the token that trip read is not handed out past the limit')
+  })
 })
