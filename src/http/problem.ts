@@ -8,7 +8,8 @@ declare module 'fastify' {
   }
 }
 
-const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+/** With its charset, as Fastify writes it for JSON it serialises itself (a custom serializer gets no suffix). */
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
 
 export interface Problem {
   type: string
