@@ -19,7 +19,7 @@ const { values } = parseArgs({
     dir: { type: 'string', default: '/tmp/chat-token-profile' },
     top: { type: 'string', default: '40' },
     // Comma-separated function names whose inclusive time (self plus callees) is also reported.
-    inclusive: { type: 'string', default: 'verifySession,identify,tokenFor,createVisitorToken,attempt,acquireSlot,fill,runPreParsing,onResponse,routeHandler' }
+    inclusive: { type: 'string', default: 'verifySession,visitorOf,limitCaller,tokenFor,createVisitorToken,attempt,acquireSlot,mintOnce,runPreParsing,onResponse,routeHandler' }
   }
 })
 const durationS = Number(values.duration)
