@@ -15,7 +15,11 @@ export interface LoadResult {
 }
 
 export interface LoadOptions {
-  url: string
+  /**
+   * One target, or several (replicas): autocannon gives connection i the URL i mod their count, so the
+   * connections are spread evenly and one histogram covers them all.
+   */
+  url: string | string[]
   connections: number
   durationS?: number
   amount?: number
@@ -40,7 +44,8 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
   const statusCounts: Record<string, number> = {}
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon({
-      url: options.url,
+      // autocannon takes a list of URLs at run time; its type declarations name only a string.
+      url: options.url as string,
       connections: options.connections,
       ...(options.amount === undefined ? { duration: options.durationS ?? 5 } : { amount: options.amount }),
       method: options.method ?? 'GET',

@@ -23,9 +23,9 @@ export function writeReport (rows: Row[], targets: Target[], settings: object, n
     ''
   ]
   const table = [
-    '| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | RSS MB | load gen CPU % | × baseline | notes |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map(row => `| ${row.scenario} | ${fmt(row.rps)} | ${fmt(row.p50Ms, 1)} | ${fmt(row.p99Ms, 1)} | ${fmt(row.cpuUsPerRequest)} | ${fmt(row.rssMb)} | ${fmt(row.loadCpuPercent)} | ${row.ratioToBaseline === undefined ? '' : row.ratioToBaseline.toFixed(2)} | ${row.notes} |`)
+    '| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | RSS MB | load gen CPU % | × baseline | notes |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(row => `| ${row.scenario} | ${fmt(row.rps)} | ${fmt(row.p50Ms, 1)} | ${fmt(row.p99Ms, 1)} | ${fmt(row.cpuUsPerRequest)} | ${fmt(row.redisCpuUsPerRequest)} | ${fmt(row.rssMb)} | ${fmt(row.loadCpuPercent)} | ${row.ratioToBaseline === undefined ? '' : row.ratioToBaseline.toFixed(2)} | ${row.notes} |`)
   ]
   const goals = [
     '',

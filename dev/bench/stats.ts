@@ -18,6 +18,8 @@ export interface Row {
   p50Ms?: Spread
   p99Ms?: Spread
   cpuUsPerRequest?: Spread
+  /** The Redis scenarios: CPU the bench's redis-server used per request, apart from the replicas'. */
+  redisCpuUsPerRequest?: Spread
   rssMb?: Spread
   /** Share of its core the load generator used: near 100 % means the generator, not the server, was the limit. */
   loadCpuPercent?: Spread

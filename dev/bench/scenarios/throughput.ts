@@ -53,7 +53,7 @@ export async function baseline (settings: RunSettings): Promise<Row> {
 }
 
 /** Warm-up fills the cache with every identity once, then a second of the measured load. */
-export async function warmHits (url: string, tokens: string[], connections: number): Promise<Array<Record<string, string>>> {
+export async function warmHits (url: string | string[], tokens: string[], connections: number): Promise<Array<Record<string, string>>> {
   await runLoad({ url, connections: 50, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n % tokens.length]}` }) })
   const rotate = tokens.map(token => ({ authorization: `Bearer ${token}` }))
   await runLoad({ url, connections, durationS: 1, rotate })
