@@ -4,7 +4,7 @@
 // group is every other test file. Further arguments go to tap, e.g.
 // `npm run test:parallel -- --disable-coverage --exclude 'test/e2e/**'`.
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 
@@ -15,6 +15,11 @@ if (group !== 'serial' && group !== 'parallel') {
   process.exit(2)
 }
 const serial = parse(readFileSync(`${root}.taprc`, 'utf8')).serial ?? []
+const missing = serial.filter(path => !existsSync(`${root}${path}`))
+if (missing.length > 0) {
+  process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
+  process.exit(1)
+}
 const args = group === 'serial' ? [...serial, ...rest] : [...serial.map(path => `--exclude=${path}`), ...rest]
 const tap = `${root}node_modules/tap/dist/esm/run.mjs`
 const child = spawn(process.execPath, [tap, ...args], { cwd: root, stdio: 'inherit' })
