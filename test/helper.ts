@@ -13,7 +13,10 @@ import { DEFAULT_REDIS_KEY_PREFIX } from '../src/redis/connection.js'
 import { defaultPendingForgetsFile } from '../src/tokens/pending-forgets.js'
 import { createHubSpotEmulator, type EmulatorOptions, type EmulatorStats, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
 
-/** Shared test fixtures: a real emulator and a real listening service for each test, no stubs. */
+/**
+ * Shared test fixtures, no stubs: a real emulator (on a socket) and, per test, the service built with
+ * buildApp: asked through app.inject() (build) or listening on a port (startService).
+ */
 
 export const ACCESS_TOKEN = 'test-hubspot-access-token'
 export const JWT_SECRET = 'test-session-secret-that-is-long-enough-for-hs256'
@@ -38,13 +41,6 @@ export function baseEnv (emulator: HubSpotEmulator | undefined, overrides: Env =
   return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined))
 }
 
-export interface RunningService {
-  app: FastifyInstance
-  url: string
-  get: (path: string, headers?: Record<string, string>) => Promise<HttpAnswer>
-  send: (method: 'GET' | 'DELETE' | 'POST' | 'PUT', path: string, headers?: Record<string, string>, body?: string) => Promise<HttpAnswer>
-}
-
 export interface HttpAnswer {
   status: number
   headers: Record<string, string | string[] | undefined>
@@ -52,17 +48,53 @@ export interface HttpAnswer {
   json: () => Record<string, unknown>
 }
 
-export async function startService (t: Teardown, env: Env, deps: AppDependencies = {}): Promise<RunningService> {
+type Send = (method: 'GET' | 'DELETE' | 'POST' | 'PUT', path: string, headers?: Record<string, string>, body?: string) => Promise<HttpAnswer>
+
+/** The service built for one test, asked through `app.inject()`: no socket, no port. */
+export interface BuiltService {
+  app: FastifyInstance
+  /** The origin the service sees itself at (inject sends `Host: localhost:80`): a same-origin page's Origin. */
+  origin: string
+  get: (path: string, headers?: Record<string, string>) => Promise<HttpAnswer>
+  send: Send
+}
+
+/** The service listening on a port of its own, for tests about sockets and for callers in other processes. */
+export interface RunningService {
+  app: FastifyInstance
+  url: string
+  get: (path: string, headers?: Record<string, string>) => Promise<HttpAnswer>
+  send: Send
+}
+
+/**
+ * buildApp with `env` as the environment, closed when the test ends, ready before it is returned.
+ * Requests go through `app.inject()`: the whole request path (hooks, plugins, routes, problem answers)
+ * without a socket. Tests about sockets, listener settings or connection handling use startService.
+ */
+export async function build (t: Teardown, env: Env, deps: AppDependencies = {}): Promise<BuiltService> {
   const config = loadConfig(env)
   const app = await buildApp(config, deps)
-  await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   // Logouts that could not reach the test's Redis stay in a file under the temporary directory (they
   // would be replayed by a later replica of the same Redis): no later test has that Redis.
   const redisUrl = config.redisUrl
   if (redisUrl !== undefined) t.teardown(() => rm(defaultPendingForgetsFile(redisUrl, deps.redisKeyPrefix ?? DEFAULT_REDIS_KEY_PREFIX), { force: true }))
+  await app.ready()
+  const send: Send = async (method, path, headers = {}, body) => {
+    const response = await app.inject({ method, url: path, headers, ...(body === undefined ? {} : { payload: body }) })
+    const text = response.body
+    return { status: response.statusCode, headers: response.headers as HttpAnswer['headers'], text, json: () => JSON.parse(text) as Record<string, unknown> }
+  }
+  return { app, origin: 'http://localhost:80', send, get: (path, headers) => send('GET', path, headers) }
+}
+
+/** build, then listen on a free port of 127.0.0.1; requests go over real sockets (undici). */
+export async function startService (t: Teardown, env: Env, deps: AppDependencies = {}): Promise<RunningService> {
+  const { app } = await build(t, env, deps)
+  await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const send: RunningService['send'] = async (method, path, headers = {}, body) => {
+  const send: Send = async (method, path, headers = {}, body) => {
     const response = await request(url + path, { method, headers, body })
     const text = await response.body.text()
     return { status: response.statusCode, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> }

@@ -1,7 +1,5 @@
 import t from 'tap'
-import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, captureLogs, signSession, startEmulator, startJwksServer, startService } from './helper.js'
-import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config/load-config.js'
+import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, build, captureLogs, signSession, startEmulator, startJwksServer } from './helper.js'
 import { createEmailHasher, createLoggers } from '../src/logging.js'
 
 /**
@@ -11,7 +9,7 @@ import { createEmailHasher, createLoggers } from '../src/logging.js'
 t.test('no access token, session JWT, cookie, identification token or plain email in the logs', async t => {
   const emulator = await startEmulator(t)
   const logs = captureLogs()
-  const service = await startService(t, baseEnv(emulator, { LOG_LEVEL: 'trace', JWT_COOKIE: 'sid', HUBSPOT_MAX_RETRIES: '1', HUBSPOT_TIMEOUT_MS: '800' }), { logStream: logs.stream })
+  const service = await build(t, baseEnv(emulator, { LOG_LEVEL: 'trace', JWT_COOKIE: 'sid', HUBSPOT_MAX_RETRIES: '1', HUBSPOT_TIMEOUT_MS: '800' }), { logStream: logs.stream })
   const email = 'secret.person@example.com'
   const sessionJwt = signSession({ sub: 'u1', email, given_name: 'Secret' })
   const tokens: string[] = []
@@ -61,9 +59,7 @@ t.test('a JWKS key without JWT_AUDIENCE logs one warning at start-up naming the 
   const jwks = await startJwksServer(t, [])
   const logs = captureLogs()
   const env = baseEnv(undefined, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, LOG_LEVEL: 'info' })
-  const app = await buildApp(loadConfig(env), { logStream: logs.stream })
-  t.teardown(() => app.close())
-  await app.ready()
+  await build(t, env, { logStream: logs.stream })
   // Other start-up warnings (an unbuilt browser helper, say) may be there too: count the settings ones.
   const warnings = logs.lines().filter(line => line.level === 40 && line.setting !== undefined)
   t.equal(warnings.length, 1)
@@ -71,16 +67,14 @@ t.test('a JWKS key without JWT_AUDIENCE logs one warning at start-up naming the 
   t.match(warnings[0]?.msg, /any other application are accepted/)
 
   const quiet = captureLogs()
-  const withAudience = await buildApp(loadConfig({ ...env, JWT_AUDIENCE: 'web' }), { logStream: quiet.stream })
-  t.teardown(() => withAudience.close())
-  await withAudience.ready()
+  await build(t, { ...env, JWT_AUDIENCE: 'web' }, { logStream: quiet.stream })
   t.equal(quiet.lines().filter(line => line.level === 40 && line.setting !== undefined).length, 0, 'no warning once the audience is pinned')
 })
 
 t.test('a logged err is its type, message and code: no "Object" type and no empty stack', async t => {
   const logs = captureLogs()
   // Nothing listens on port 9: the HubSpot client logs the refused connection as { code, message }.
-  const service = await startService(t, baseEnv(undefined, { LOG_LEVEL: 'warn', HUBSPOT_MAX_RETRIES: '0' }), { logStream: logs.stream })
+  const service = await build(t, baseEnv(undefined, { LOG_LEVEL: 'warn', HUBSPOT_MAX_RETRIES: '0' }), { logStream: logs.stream })
   await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'ada@example.com' })))
   const failed = logs.lines().find(line => line.msg === 'hubspot connection failed')
   t.same(failed?.err, { message: (failed?.err as { message?: string } | undefined)?.message, code: 'ECONNREFUSED' })

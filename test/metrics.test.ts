@@ -2,7 +2,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { type MetricsListener, startMetricsListener } from '../src/metrics/listener.js'
 import { createServiceMetrics, type ServiceMetrics } from '../src/metrics/service-metrics.js'
-import { baseEnv, bearer, signSession, startEmulator, startService } from './helper.js'
+import { baseEnv, bearer, build, signSession, startEmulator } from './helper.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
@@ -33,7 +33,7 @@ const session = (email = 'ada@example.com'): Record<string, string> => bearer(si
 t.test('after a /chat-token call the metrics port shows request, HubSpot and process series', async t => {
   const emulator = await startEmulator(t)
   const metrics = createServiceMetrics()
-  const service = await startService(t, baseEnv(emulator), { metrics })
+  const service = await build(t, baseEnv(emulator), { metrics })
   const listener = await startListener(t, metrics)
 
   t.equal((await service.get('/chat-token', session())).status, 200)
@@ -57,7 +57,7 @@ t.test('after a /chat-token call the metrics port shows request, HubSpot and pro
 
 t.test('/metrics is never served on the public port', async t => {
   const metrics = createServiceMetrics({ processMetrics: false })
-  const service = await startService(t, baseEnv(undefined), { metrics })
+  const service = await build(t, baseEnv(undefined), { metrics })
   const answer = await service.get('/metrics')
   t.equal(answer.status, 404)
   t.match(answer.json(), { code: 'not_found' })
@@ -65,7 +65,7 @@ t.test('/metrics is never served on the public port', async t => {
 
 t.test('the request histogram is labelled by route pattern, not by raw URL', async t => {
   const metrics = createServiceMetrics({ processMetrics: false })
-  const service = await startService(t, baseEnv(undefined), { metrics })
+  const service = await build(t, baseEnv(undefined), { metrics })
   const listener = await startListener(t, metrics)
   await service.get('/wp-admin/setup.php?x=1')
   await service.get('/.env')
@@ -81,11 +81,11 @@ t.test('the request histogram is labelled by route pattern, not by raw URL', asy
 t.test('HubSpot failures are counted per attempt, by outcome and status', async t => {
   const emulator = await startEmulator(t)
   const metrics = createServiceMetrics({ processMetrics: false })
-  const service = await startService(t, baseEnv(emulator, { HUBSPOT_MAX_RETRIES: '1' }), { metrics })
+  const service = await build(t, baseEnv(emulator, { HUBSPOT_MAX_RETRIES: '1' }), { metrics })
   const listener = await startListener(t, metrics)
   emulator.setFaults({ sequence: [{ kind: 'status', status: 503 }, { kind: 'status', status: 503 }] })
   t.equal((await service.get('/chat-token', session())).status, 503)
-  const unreachable = await startService(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }), { metrics })
+  const unreachable = await build(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }), { metrics })
   t.equal((await unreachable.get('/chat-token', session())).status, 503)
   const text = await scrapeUntil(listener, /status="503"\} 2/)
   t.match(text, /^chat_token_hubspot_requests_total\{outcome="server_error",status="503"\} 2$/m)

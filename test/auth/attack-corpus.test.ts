@@ -1,6 +1,6 @@
 import { createHmac, createSign, generateKeyPairSync } from 'node:crypto'
 import t, { type Test as Tap } from 'tap'
-import { JWT_SECRET, baseEnv, bearer, signSession, startEmulator, startJwksServer, startService } from '../helper.js'
+import { JWT_SECRET, baseEnv, bearer, build, signSession, startEmulator, startJwksServer } from '../helper.js'
 import { hasDuplicateKeys } from '../../src/auth/token-shape.js'
 import { ConfigError, loadConfig } from '../../src/config/load-config.js'
 
@@ -39,7 +39,7 @@ type Case = [name: string, token: () => string, expected: string]
 
 async function expectAll (t: Tap, env: Record<string, string | undefined>, cases: Case[]): Promise<void> {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, env))
+  const service = await build(t, baseEnv(emulator, env))
   for (const [name, token, expected] of cases) {
     const answer = await service.get('/chat-token', bearer(token()))
     t.equal(answer.json().code, expected, name)

@@ -3,7 +3,7 @@ import t from 'tap'
 import { normaliseEmail } from '../../src/auth/email.js'
 import { identityFromClaims } from '../../src/auth/identity.js'
 import { ServiceError } from '../../src/errors.js'
-import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, build, signSession, startEmulator } from '../helper.js'
 
 /**
  * An email is checked for what it is before anything transforms it: a non-ASCII string must never
@@ -89,7 +89,7 @@ t.test('the canonical form is a fixed point, and only ASCII emails ever have one
 
 t.test('over HTTP: a session whose email holds any non-ASCII character gets 422 email_missing, never a token', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { RATE_LIMIT_MAX: '100000' }))
+  const service = await build(t, baseEnv(emulator, { RATE_LIMIT_MAX: '100000' }))
   // The victim has a cached token; no impostor may receive it.
   const own = await service.get('/chat-token', bearer(signSession({ sub: 'kate', email: victim })))
   t.equal(own.status, 200)

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { baseEnv, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, build, signSession, startEmulator } from '../helper.js'
 
 /**
  * Property-based fuzzing of everything a caller controls: the Authorization header, the session cookie
@@ -17,7 +17,7 @@ const base64urlText = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRST
 
 t.test('fuzzed Authorization headers and cookies', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { ...env, JWT_COOKIE: 'sid' }))
+  const service = await build(t, baseEnv(emulator, { ...env, JWT_COOKIE: 'sid' }))
   let checked = 0
   await fc.assert(fc.asyncProperty(
     fc.oneof(headerText, base64urlText.map(text => `Bearer ${text}`), headerText.map(text => `bearer ${text}`)),
@@ -35,7 +35,7 @@ t.test('fuzzed Authorization headers and cookies', async t => {
 
 t.test('mutated valid tokens never pass unless the signed bytes are unchanged', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, env))
+  const service = await build(t, baseEnv(emulator, env))
   const token = signSession({ sub: 'u1', email: 'ada@example.com' }, { expiresInS: 3600 })
   const bytes = (text: string): string => text.split('.').map(part => Buffer.from(part, 'base64url').toString('hex')).join('.')
   let accepted = 0
@@ -57,7 +57,7 @@ t.test('mutated valid tokens never pass unless the signed bytes are unchanged', 
 
 t.test('fuzzed claims in validly signed tokens', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, env))
+  const service = await build(t, baseEnv(emulator, env))
   const claimValue = fc.oneof(fc.string({ maxLength: 80 }), fc.emailAddress(), fc.anything({ maxDepth: 2 }))
   await fc.assert(fc.asyncProperty(
     fc.record({ email: claimValue, email_verified: fc.oneof(fc.boolean(), fc.constant('true'), fc.anything({ maxDepth: 1 })), given_name: claimValue, family_name: claimValue, sub: fc.string({ maxLength: 40 }) }, { requiredKeys: [] }),

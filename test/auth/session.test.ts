@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import t from 'tap'
-import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { ACCESS_TOKEN, baseEnv, bearer, build, signSession, startEmulator } from '../helper.js'
 
 /** Session JWT verification through the real route: every failure is a contract 401, with no HubSpot call. */
 
@@ -17,7 +17,7 @@ const claims = { sub: 'user-1', email: 'ada@example.com' }
 
 t.test('HS256 secret: valid token answers 200; every failure maps to its 401 without calling HubSpot', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
+  const service = await build(t, baseEnv(emulator))
   t.equal((await service.get('/chat-token', bearer(signSession(claims)))).status, 200)
   t.equal(emulator.calls().length, 1)
 
@@ -48,7 +48,7 @@ t.test('HS256 secret: valid token answers 200; every failure maps to its 401 wit
 // part a loosely keyed cache would get wrong: a near-copy of a remembered token must not ride on it.
 t.test('repeats of a verified token are served; a copy with any byte changed is verified afresh and refused', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
+  const service = await build(t, baseEnv(emulator))
   const token = signSession(claims)
   for (let i = 0; i < 3; i++) t.equal((await service.get('/chat-token', bearer(token))).status, 200, `request ${i + 1}`)
   const [header, payload, signature] = token.split('.') as [string, string, string]
@@ -65,7 +65,7 @@ t.test('repeats of a verified token are served; a copy with any byte changed is 
 
 t.test('expiry honours JWT_CLOCK_TOLERANCE_S', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { JWT_CLOCK_TOLERANCE_S: '30' }))
+  const service = await build(t, baseEnv(emulator, { JWT_CLOCK_TOLERANCE_S: '30' }))
   const now = Math.floor(Date.now() / 1000)
   const justExpired = signSession({ ...claims, exp: now - 10 }, { expiresInS: null as unknown as number })
   t.equal((await service.get('/chat-token', bearer(justExpired))).status, 200, '10 s past exp is inside a 30 s tolerance')
@@ -75,14 +75,14 @@ t.test('expiry honours JWT_CLOCK_TOLERANCE_S', async t => {
 
 t.test('JWT_ALGORITHMS pins the algorithm', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { JWT_ALGORITHMS: 'HS256' }))
+  const service = await build(t, baseEnv(emulator, { JWT_ALGORITHMS: 'HS256' }))
   t.equal((await service.get('/chat-token', bearer(signSession(claims, { algorithm: 'HS512' })))).json().code, 'invalid_token')
   t.equal((await service.get('/chat-token', bearer(signSession(claims)))).status, 200)
 })
 
 t.test('issuer and audience must match when configured', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { JWT_ISSUER: 'https://idp.example.com/,https://old-idp.example.com/', JWT_AUDIENCE: 'web' }))
+  const service = await build(t, baseEnv(emulator, { JWT_ISSUER: 'https://idp.example.com/,https://old-idp.example.com/', JWT_AUDIENCE: 'web' }))
   const good = { ...claims, iss: 'https://old-idp.example.com/', aud: 'web' }
   t.equal((await service.get('/chat-token', bearer(signSession(good)))).status, 200)
   t.equal((await service.get('/chat-token', bearer(signSession({ ...good, aud: ['other', 'web'] })))).status, 200, 'an audience array containing ours')
@@ -101,7 +101,7 @@ t.test('each PEM key type verifies its own algorithms and refuses an HMAC token 
     ['Ed25519', pemPair('ed25519'), 'EdDSA']
   ]
   for (const [name, pair, algorithm] of cases) {
-    const service = await startService(t, baseEnv(emulator, { JWT_SECRET: undefined, JWT_PUBLIC_KEY: pair.publicPem }))
+    const service = await build(t, baseEnv(emulator, { JWT_SECRET: undefined, JWT_PUBLIC_KEY: pair.publicPem }))
     const answer = await service.get('/chat-token', bearer(signSession(claims, { key: pair.privatePem, algorithm })))
     t.equal(answer.status, 200, `${name}: valid`)
     const confused = signSession(claims, { key: pair.publicPem, algorithm: 'HS256' })
@@ -114,11 +114,11 @@ t.test('each PEM key type verifies its own algorithms and refuses an HMAC token 
 
 t.test('session cookie: read when JWT_COOKIE is set, header wins, foreign origins refused', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { JWT_COOKIE: 'app_session', CORS_ORIGINS: 'https://shop.example.com' }))
+  const service = await build(t, baseEnv(emulator, { JWT_COOKIE: 'app_session', CORS_ORIGINS: 'https://shop.example.com' }))
   const cookie = { cookie: `other=1; app_session=${signSession(claims)}` }
   t.equal((await service.get('/chat-token', cookie)).status, 200, 'cookie alone')
   t.equal((await service.get('/chat-token', { ...cookie, origin: 'https://shop.example.com' })).status, 200, 'listed origin')
-  t.equal((await service.get('/chat-token', { ...cookie, origin: service.url })).status, 200, 'own origin')
+  t.equal((await service.get('/chat-token', { ...cookie, origin: service.origin })).status, 200, 'own origin')
   const foreign = await service.get('/chat-token', { ...cookie, origin: 'https://evil.example.com' })
   t.equal(foreign.status, 403)
   t.equal(foreign.json().code, 'origin_not_allowed')
@@ -128,13 +128,13 @@ t.test('session cookie: read when JWT_COOKIE is set, header wins, foreign origin
   t.equal(both.json().email, 'ada@example.com', 'the Authorization header wins over the cookie')
   t.equal((await service.get('/chat-token', { cookie: 'app_session=junk' })).json().code, 'invalid_token')
 
-  const headerOnly = await startService(t, baseEnv(emulator))
+  const headerOnly = await build(t, baseEnv(emulator))
   t.equal((await headerOnly.get('/chat-token', cookie)).json().code, 'missing_token', 'cookies are ignored when JWT_COOKIE is unset')
 })
 
 t.test('the HubSpot access token is sent as a Bearer header', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
+  const service = await build(t, baseEnv(emulator))
   await service.get('/chat-token', bearer(signSession(claims)))
   t.equal(emulator.calls()[0]?.authorization, `Bearer ${ACCESS_TOKEN}`)
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
-import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, until } from '../helper.js'
+import { baseEnv, bearer, build, manualClock, signSession, startEmulator, startService, until } from '../helper.js'
 import { redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
 
 /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token, in memory and in Redis. */
@@ -13,7 +13,7 @@ function env (emulator: { url: string }, overrides: Env = {}): Env {
 
 t.test('the caller past its limit gets 429 rate_limited problem+json with Retry-After', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   for (let i = 0; i < 3; i++) t.equal((await service.get('/chat-token', ada)).status, 200)
   const limited = await service.get('/chat-token', ada)
@@ -29,7 +29,7 @@ t.test('the caller past its limit gets 429 rate_limited problem+json with Retry-
 t.test('a caller gets a fresh allowance once its window has passed (injected clock)', async t => {
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.now())
-  const service = await startService(t, env(emulator), { clock })
+  const service = await build(t, env(emulator), { clock })
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   for (let i = 0; i < 3; i++) await service.get('/chat-token', ada)
   t.equal((await service.get('/chat-token', ada)).status, 429)
@@ -41,7 +41,7 @@ t.test('a caller gets a fresh allowance once its window has passed (injected clo
 
 t.test('callers are told apart by their verified subject, not their address', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   const bob = bearer(signSession({ sub: 'user-2', email: 'bob@example.com' }))
   for (let i = 0; i < 3; i++) await service.get('/chat-token', ada)
@@ -51,7 +51,7 @@ t.test('callers are told apart by their verified subject, not their address', as
 
 t.test('the limit runs after session verification: bad tokens are refused as such and spend nobody\'s quota', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const forged = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }, { key: 'not-the-secret-but-long-enough-for-hs256' }))
   for (let i = 0; i < 10; i++) {
     const answer = await service.get('/chat-token', forged)
@@ -65,7 +65,7 @@ t.test('the limit runs after session verification: bad tokens are refused as suc
 
 t.test('without a subject the caller is its verified email, never its address', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator, { TRUST_PROXY: '1' }))
+  const service = await build(t, env(emulator, { TRUST_PROXY: '1' }))
   const from = (email: string, ip: string): Record<string, string> => ({ ...bearer(signSession({ email })), 'x-forwarded-for': ip })
   // One person, spelled three ways and coming from three addresses: one caller.
   t.equal((await service.get('/chat-token', from('ada@example.com', '203.0.113.7'))).status, 200)
@@ -81,7 +81,7 @@ t.test('without a subject the caller is its verified email, never its address', 
 
 t.test('the email key follows EMAIL_CLAIM, read as the identity mapping reads it', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator, { EMAIL_CLAIM: 'https://example.com/email', RATE_LIMIT_MAX: '2', TRUST_PROXY: '1' }))
+  const service = await build(t, env(emulator, { EMAIL_CLAIM: 'https://example.com/email', RATE_LIMIT_MAX: '2', TRUST_PROXY: '1' }))
   const ada = (other: string, ip: string): Record<string, string> => ({
     ...bearer(signSession({ 'https://example.com/email': 'Ada@Example.com', email: other })),
     'x-forwarded-for': ip
@@ -93,7 +93,7 @@ t.test('the email key follows EMAIL_CLAIM, read as the identity mapping reads it
 
 t.test('sessions with neither a subject nor a usable email share one key and cost no one else\'s quota', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator, { TRUST_PROXY: '1' }))
+  const service = await build(t, env(emulator, { TRUST_PROXY: '1' }))
   for (let i = 0; i < 3; i++) {
     const answer = await service.get('/chat-token', { ...bearer(signSession({ email: `not-an-email-${i}` })), 'x-forwarded-for': `203.0.113.${i}` })
     t.equal(answer.status, 422)
@@ -103,7 +103,7 @@ t.test('sessions with neither a subject nor a usable email share one key and cos
 })
 
 t.test('/healthz and /readyz are not limited', async t => {
-  const service = await startService(t, baseEnv(undefined, { RATE_LIMIT_MAX: '1' }))
+  const service = await build(t, baseEnv(undefined, { RATE_LIMIT_MAX: '1' }))
   for (let i = 0; i < 5; i++) t.equal((await service.get('/healthz')).status, 200)
 })
 

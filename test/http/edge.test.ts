@@ -1,17 +1,19 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
-import { baseEnv, bearer, rawExchange, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, build, type BuiltService, rawExchange, signSession, startEmulator, startService } from '../helper.js'
 
-/** The edge of the service: security headers, CORS, load shedding, size limits and socket timeouts. */
+/**
+ * The edge of the service: security headers, CORS, load shedding, size limits and socket timeouts. What
+ * is about headers goes through app.inject(); limits, timeouts and connection handling use a real socket.
+ */
 
 const APP_ORIGIN = 'https://app.example.com'
 
 /** A CORS preflight (the shared helper sends only the service's own methods). */
-async function preflight (url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
-  const answer = await request(`${url}/chat-token`, { method: 'OPTIONS', headers })
-  await answer.body.dump()
-  return { status: answer.statusCode, headers: answer.headers }
+async function preflight (service: BuiltService, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  const answer = await service.app.inject({ method: 'OPTIONS', url: '/chat-token', headers })
+  return { status: answer.statusCode, headers: answer.headers as Record<string, string | string[] | undefined> }
 }
 
 function bodyOf (rawAnswer: string): Record<string, unknown> {
@@ -19,7 +21,7 @@ function bodyOf (rawAnswer: string): Record<string, unknown> {
 }
 
 t.test('security headers suit a JSON API, on success and problem answers alike', async t => {
-  const service = await startService(t, baseEnv(undefined))
+  const service = await build(t, baseEnv(undefined))
   for (const answer of [await service.get('/healthz'), await service.get('/no-such-route')]) {
     t.equal(answer.headers['content-security-policy'], 'default-src \'none\';base-uri \'none\';form-action \'none\';frame-ancestors \'none\'')
     t.equal(answer.headers['x-content-type-options'], 'nosniff')
@@ -34,9 +36,9 @@ t.test('security headers suit a JSON API, on success and problem answers alike',
 
 t.test('CORS: exact listed origins only, with credentials, and a cached preflight', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { CORS_ORIGINS: `${APP_ORIGIN},https://other.example.com` }))
+  const service = await build(t, baseEnv(emulator, { CORS_ORIGINS: `${APP_ORIGIN},https://other.example.com` }))
 
-  const allowed = await preflight(service.url, {
+  const allowed = await preflight(service, {
     origin: APP_ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization'
   })
   t.equal(allowed.status, 204)
@@ -57,7 +59,7 @@ t.test('CORS: exact listed origins only, with credentials, and a cached prefligh
   t.equal(refusal.headers['access-control-allow-origin'], APP_ORIGIN, 'the page can read the problem it got')
 
   for (const origin of ['https://evil.example.com', 'https://app.example.com.evil.test', 'http://app.example.com', 'null']) {
-    const foreign = await preflight(service.url, { origin, 'access-control-request-method': 'GET' })
+    const foreign = await preflight(service, { origin, 'access-control-request-method': 'GET' })
     t.equal(foreign.status, 404, `${origin}: preflight refused`)
     t.equal(foreign.headers['content-type'], 'application/problem+json; charset=utf-8')
     t.notOk(foreign.headers['access-control-allow-origin'])
@@ -68,8 +70,8 @@ t.test('CORS: exact listed origins only, with credentials, and a cached prefligh
 })
 
 t.test('CORS: without CORS_ORIGINS only the same origin works; "*" is never answered', async t => {
-  const service = await startService(t, baseEnv(undefined))
-  const refused = await preflight(service.url, { origin: APP_ORIGIN, 'access-control-request-method': 'GET' })
+  const service = await build(t, baseEnv(undefined))
+  const refused = await preflight(service, { origin: APP_ORIGIN, 'access-control-request-method': 'GET' })
   t.equal(refused.status, 404)
   t.notOk(refused.headers['access-control-allow-origin'])
   const answer = await service.get('/healthz', { origin: APP_ORIGIN })
@@ -79,7 +81,7 @@ t.test('CORS: without CORS_ORIGINS only the same origin works; "*" is never answ
 t.test('load shedding: past the heap threshold, work is refused with 503 overloaded but health answers', async t => {
   const emulator = await startEmulator(t)
   // One byte: the first sample (once a second) puts the service under pressure.
-  const service = await startService(t, baseEnv(emulator, { MAX_HEAP_USED_BYTES: '1' }))
+  const service = await build(t, baseEnv(emulator, { MAX_HEAP_USED_BYTES: '1' }))
   const session = bearer(signSession({ sub: 'u1', email: 'ada@example.com' }))
   const deadline = Date.now() + 10_000
   let answer = await service.get('/chat-token', session)
@@ -100,7 +102,7 @@ t.test('load shedding: past the heap threshold, work is refused with 503 overloa
 
 t.test('load shedding is off when every threshold is 0', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { MAX_HEAP_USED_BYTES: '0', MAX_EVENT_LOOP_DELAY_MS: '0' }))
+  const service = await build(t, baseEnv(emulator, { MAX_HEAP_USED_BYTES: '0', MAX_EVENT_LOOP_DELAY_MS: '0' }))
   t.notOk(service.app.hasDecorator('isUnderPressure') && service.app.isUnderPressure(), 'never under pressure')
   t.equal((await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'ada@example.com' })))).status, 200)
 })

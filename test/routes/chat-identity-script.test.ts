@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import t from 'tap'
-import { request } from 'undici'
 import { CACHE_CONTROL } from '../../src/routes/chat-identity-script.js'
 import { browserHelperBundle } from '../browser-helper-bundle.js'
-import { baseEnv, captureLogs, startService } from '../helper.js'
+import { baseEnv, build, captureLogs } from '../helper.js'
 
 const MAX_GZIPPED_BYTES = 3072
 
@@ -26,7 +25,7 @@ t.test('the classic script defines the ChatIdentity global; the module exports s
 
 t.test('GET /chat-identity.js: JavaScript, strong ETag, a day of caching, usable cross-origin', async t => {
   const { dir, files } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
   const answer = await service.get('/chat-identity.js')
   t.equal(answer.status, 200)
   t.equal(answer.text, files['chat-identity.js'])
@@ -44,7 +43,7 @@ t.test('GET /chat-identity.js: JavaScript, strong ETag, a day of caching, usable
 
 t.test('304 for a matching If-None-Match (strong, weak, listed or *), 200 otherwise', async t => {
   const { dir } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
   const etag = String((await service.get('/chat-identity.js')).headers.etag)
   for (const header of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
     const answer = await service.get('/chat-identity.js', { 'if-none-match': header })
@@ -58,9 +57,9 @@ t.test('304 for a matching If-None-Match (strong, weak, listed or *), 200 otherw
 
 t.test('gzip when accepted, precompressed, with its own ETag that also revalidates', async t => {
   const { dir, files } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
-  const response = await request(`${service.url}/chat-identity.js`, { headers: { 'accept-encoding': 'br;q=1, gzip;q=0.8' } })
-  const body = Buffer.from(await response.body.arrayBuffer())
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
+  const response = await service.app.inject({ url: '/chat-identity.js', headers: { 'accept-encoding': 'br;q=1, gzip;q=0.8' } })
+  const body = response.rawPayload
   t.equal(response.statusCode, 200)
   t.equal(response.headers['content-encoding'], 'gzip')
   t.equal(gunzipSync(body).toString(), files['chat-identity.js'])
@@ -79,7 +78,7 @@ t.test('gzip when accepted, precompressed, with its own ETag that also revalidat
 
 t.test('?v=<version> is cached for good; another version must revalidate', async t => {
   const { dir } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
   const version = String((await service.get('/chat-identity.js')).headers.etag).slice(1, -1)
   t.equal((await service.get(`/chat-identity.js?v=${version}`)).headers['cache-control'], CACHE_CONTROL.versioned)
   t.equal((await service.get('/chat-identity.js?v=0ld')).headers['cache-control'], CACHE_CONTROL.otherVersion)
@@ -87,7 +86,7 @@ t.test('?v=<version> is cached for good; another version must revalidate', async
 
 t.test('?v=<version>-gz, the gzipped ETag as devtools show it, is the same build: cached for good', async t => {
   const { dir } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
   const gzipped = String((await service.get('/chat-identity.js', { 'accept-encoding': 'gzip' })).headers.etag).slice(1, -1)
   t.match(gzipped, /-gz$/)
   for (const encoding of ['gzip', 'identity']) {
@@ -101,7 +100,7 @@ t.test('?v=<version>-gz, the gzipped ETag as devtools show it, is the same build
 t.test('a CORS answer keeps Vary: Origin and adds Accept-Encoding; the caller may read Date', async t => {
   const { dir } = await browserHelperBundle()
   const site = 'https://www.example.com'
-  const service = await startService(t, baseEnv(undefined, { CORS_ORIGINS: site }), { browserHelperDir: dir })
+  const service = await build(t, baseEnv(undefined, { CORS_ORIGINS: site }), { browserHelperDir: dir })
   const requests: Array<Record<string, string>> = [{ origin: site }, { origin: site, 'accept-encoding': 'gzip' }, { origin: site, 'if-none-match': '*' }]
   for (const headers of requests) {
     const answer = await service.get('/chat-identity.js', headers)
@@ -116,10 +115,10 @@ t.test('a CORS answer keeps Vary: Origin and adds Accept-Encoding; the caller ma
 
 t.test('HEAD answers the headers without a body', async t => {
   const { dir } = await browserHelperBundle()
-  const service = await startService(t, baseEnv(undefined), { browserHelperDir: dir })
-  const head = await request(`${service.url}/chat-identity.js`, { method: 'HEAD' })
+  const service = await build(t, baseEnv(undefined), { browserHelperDir: dir })
+  const head = await service.app.inject({ method: 'HEAD', url: '/chat-identity.js' })
   t.equal(head.statusCode, 200)
-  t.equal(await head.body.text(), '')
+  t.equal(head.body, '')
   t.equal(head.headers['content-type'], 'text/javascript; charset=utf-8')
 })
 
@@ -127,7 +126,7 @@ t.test('a missing build: one warning at start-up, then 404 problems, and the res
   const empty = await mkdtemp(join(tmpdir(), 'chat-identity-missing-'))
   t.teardown(() => rm(empty, { recursive: true, force: true }))
   const logs = captureLogs()
-  const service = await startService(t, baseEnv(undefined, { LOG_LEVEL: 'info' }), { browserHelperDir: empty, logStream: logs.stream })
+  const service = await build(t, baseEnv(undefined, { LOG_LEVEL: 'info' }), { browserHelperDir: empty, logStream: logs.stream })
   for (const path of ['/chat-identity.js', '/chat-identity.mjs', '/chat-identity.js']) {
     const answer = await service.get(path)
     t.equal(answer.status, 404)

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { baseEnv, bearer, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, build, signSession, startEmulator } from '../helper.js'
 
 /** GET /chat-token end to end: the contract's shape, headers and error rows. */
 
@@ -9,7 +9,7 @@ const TWELVE_HOURS_MS = 12 * 60 * 60 * 1000
 
 t.test('200: email, a genuine token, and expiresAt 12 h after HubSpot issued it', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
+  const service = await build(t, baseEnv(emulator))
   const answer = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: ' Ada@Example.COM ', given_name: 'Ada', family_name: 'Lovelace' })))
   t.equal(answer.status, 200)
   t.equal(answer.headers['cache-control'], 'no-store')
@@ -28,7 +28,7 @@ t.test('200: email, a genuine token, and expiresAt 12 h after HubSpot issued it'
 
 t.test('identity errors: 403 email_not_verified, 422 email_missing, no HubSpot call', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { REQUIRE_EMAIL_VERIFIED: 'true' }))
+  const service = await build(t, baseEnv(emulator, { REQUIRE_EMAIL_VERIFIED: 'true' }))
   const unverified = await service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
   t.equal(unverified.status, 403)
   t.equal(unverified.json().code, 'email_not_verified')
@@ -46,7 +46,7 @@ t.test('HubSpot outcomes map to 502, 503 and 504 problem+json', async t => {
   // A fresh emulator and service per outcome: the circuit breaker remembers refusals and failures.
   const outcome = async (arrange: (emulator: Awaited<ReturnType<typeof startEmulator>>) => void) => {
     const emulator = await startEmulator(t)
-    const service = await startService(t, baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '700', HUBSPOT_MAX_RETRIES: '1' }))
+    const service = await build(t, baseEnv(emulator, { HUBSPOT_TIMEOUT_MS: '700', HUBSPOT_MAX_RETRIES: '1' }))
     arrange(emulator)
     return service.get('/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
   }
@@ -70,7 +70,7 @@ t.test('HubSpot outcomes map to 502, 503 and 504 problem+json', async t => {
 })
 
 t.test('problem+json for every error, including 404 and framework errors', async t => {
-  const service = await startService(t, baseEnv(undefined))
+  const service = await build(t, baseEnv(undefined))
   const notFound = await service.get('/nope')
   t.equal(notFound.status, 404)
   const body = notFound.json()
@@ -86,7 +86,7 @@ t.test('problem+json for every error, including 404 and framework errors', async
 })
 
 t.test('x-request-id: a sane one is kept and echoed, anything else replaced', async t => {
-  const service = await startService(t, baseEnv(undefined))
+  const service = await build(t, baseEnv(undefined))
   const kept = await service.get('/healthz', { 'x-request-id': 'lb-1234.abc_DEF-9' })
   t.equal(kept.headers['x-request-id'], 'lb-1234.abc_DEF-9')
   for (const bad of ['has space', 'a'.repeat(129), 'semi;colon', '']) {
@@ -114,7 +114,7 @@ t.test('user directory: JWTs without email are looked up by subject', async t =>
   await new Promise<void>(resolve => directory.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { directory.closeAllConnections(); directory.close() })
   const base = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`
-  const service = await startService(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/users/{sub}`, USER_LOOKUP_AUTH: 'Bearer directory-secret', USER_LOOKUP_TIMEOUT_MS: '300' }))
+  const service = await build(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/users/{sub}`, USER_LOOKUP_AUTH: 'Bearer directory-secret', USER_LOOKUP_TIMEOUT_MS: '300' }))
 
   const found = await service.get('/chat-token', bearer(signSession({ sub: 'auth0|u 1?#', family_name: 'Hopper' })))
   t.equal(found.status, 200)
@@ -143,7 +143,7 @@ t.test('user directory: a subject that could leave its own record is refused wit
   await new Promise<void>(resolve => directory.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { directory.closeAllConnections(); directory.close() })
   const base = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`
-  const service = await startService(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/v1/users/{sub}`, RATE_LIMIT_MAX: '1000' }))
+  const service = await build(t, baseEnv(emulator, { USER_LOOKUP_URL: `${base}/v1/users/{sub}`, RATE_LIMIT_MAX: '1000' }))
 
   const hostile = [
     '.', '..', '%2e', '%2e%2e', '%2E%2E', '%2e.', '.%2E', '%252e%252e', '%25252e%25252e',
@@ -165,7 +165,7 @@ t.test('user directory: a subject that could leave its own record is refused wit
 
 t.test('DELETE /chat-token answers 204 for an authenticated caller, 401 otherwise', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator))
+  const service = await build(t, baseEnv(emulator))
   const deleted = await service.send('DELETE', '/chat-token', bearer(signSession({ sub: 'u1', email: 'a@example.com' })))
   t.equal(deleted.status, 204)
   t.equal(deleted.text, '')

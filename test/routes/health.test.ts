@@ -1,9 +1,9 @@
 import t from 'tap'
-import { baseEnv, startService } from '../helper.js'
+import { baseEnv, build } from '../helper.js'
 
 t.test('/healthz is 200 while the process runs; /readyz turns 503 once draining', async t => {
   const lifecycle = { draining: false }
-  const service = await startService(t, baseEnv(undefined), { lifecycle })
+  const service = await build(t, baseEnv(undefined), { lifecycle })
   const health = await service.get('/healthz')
   t.equal(health.status, 200)
   t.same(health.json(), { status: 'ok' })

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { ACCESS_TOKEN, baseEnv, bearer, type RunningService, signSession, startEmulator, startJwksServer, startService, until } from '../helper.js'
+import { ACCESS_TOKEN, baseEnv, bearer, build, type BuiltService, signSession, startEmulator, startJwksServer, until } from '../helper.js'
 import { replaceFile, secretDir } from '../secrets/secret-files.js'
 
 /**
@@ -16,7 +16,7 @@ interface Readiness {
   reasons?: Record<string, string>
 }
 
-async function readiness (t: Test, service: RunningService): Promise<Readiness> {
+async function readiness (t: Test, service: BuiltService): Promise<Readiness> {
   const answer = await service.get('/readyz')
   t.equal(answer.status, 200, 'ready (200) whatever the dependencies do')
   return answer.json() as unknown as Readiness
@@ -30,7 +30,7 @@ t.test('checks.hubspot: unknown → ok → credentials_refused → unknown after
   const emulator = await startEmulator(t, { accessTokens: [ACCESS_TOKEN] })
   const file = join(secretDir(t), 'hubspot-access-token')
   replaceFile(file, ACCESS_TOKEN)
-  const service = await startService(t, baseEnv(emulator, { HUBSPOT_ACCESS_TOKEN: undefined, HUBSPOT_ACCESS_TOKEN_FILE: file, HUBSPOT_MAX_RETRIES: '0' }))
+  const service = await build(t, baseEnv(emulator, { HUBSPOT_ACCESS_TOKEN: undefined, HUBSPOT_ACCESS_TOKEN_FILE: file, HUBSPOT_MAX_RETRIES: '0' }))
 
   t.match(await readiness(t, service), { status: 'ready', checks: { hubspot: 'unknown', secrets: 'ok' } }, 'nothing known before the first call')
   await service.get('/readyz')
@@ -54,14 +54,14 @@ t.test('checks.hubspot: unknown → ok → credentials_refused → unknown after
 
 t.test('checks.hubspot: unavailable after 5xx or no connection, ok again after the next success', async t => {
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { HUBSPOT_MAX_RETRIES: '0' }))
+  const service = await build(t, baseEnv(emulator, { HUBSPOT_MAX_RETRIES: '0' }))
   emulator.setFaults({ sequence: [{ kind: 'status', status: 503 }] })
   t.equal((await service.get('/chat-token', newPerson())).status, 503)
   t.match(await readiness(t, service), { status: 'degraded', checks: { hubspot: 'unavailable' }, reasons: { hubspot: /HubSpot answered 503/ } })
   t.equal((await service.get('/chat-token', newPerson())).status, 200)
   t.match(await readiness(t, service), { status: 'ready', checks: { hubspot: 'ok' } })
 
-  const unreachable = await startService(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }))
+  const unreachable = await build(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }))
   t.equal((await unreachable.get('/chat-token', newPerson())).status, 503)
   t.match(await readiness(t, unreachable), { status: 'degraded', checks: { hubspot: 'unavailable' }, reasons: { hubspot: /could not reach HubSpot/ } })
 })
@@ -71,7 +71,7 @@ t.test('checks.jwks: unknown → ok → failed (keys kept, sessions still served
   const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'one', alg: 'ES256', use: 'sig' }
   const jwks = await startJwksServer(t, [jwk])
   const emulator = await startEmulator(t)
-  const service = await startService(t, baseEnv(emulator, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, JWT_JWKS_COOLDOWN_S: '0', JWT_AUDIENCE: 'chat' }))
+  const service = await build(t, baseEnv(emulator, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, JWT_JWKS_COOLDOWN_S: '0', JWT_AUDIENCE: 'chat' }))
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   const session = (kid: string): Record<string, string> => bearer(signSession({ sub: 'ada', email: 'ada@example.com', aud: 'chat' }, { key: pem, algorithm: 'ES256', kid }))
 
@@ -95,19 +95,19 @@ t.test('checks.secrets: rotation_refused while a secret file holds an unusable v
   const emulator = await startEmulator(t)
   const file = join(secretDir(t), 'hubspot-access-token')
   replaceFile(file, ACCESS_TOKEN)
-  const service = await startService(t, baseEnv(emulator, { HUBSPOT_ACCESS_TOKEN: undefined, HUBSPOT_ACCESS_TOKEN_FILE: file }))
+  const service = await build(t, baseEnv(emulator, { HUBSPOT_ACCESS_TOKEN: undefined, HUBSPOT_ACCESS_TOKEN_FILE: file }))
   replaceFile(file, 'two words')
   await until('the refusal shows', async () => (await readiness(t, service)).checks.secrets === 'rotation_refused')
   t.match(await readiness(t, service), { status: 'degraded', reasons: { secrets: /HUBSPOT_ACCESS_TOKEN_FILE: the new content is not usable/ } })
   t.equal((await service.get('/chat-token', newPerson())).status, 200, 'the token in use stays')
   replaceFile(file, ACCESS_TOKEN)
   await until('the file is usable again', async () => (await readiness(t, service)).checks.secrets === 'ok')
-  t.notOk('secrets' in (await readiness(t, await startService(t, baseEnv(emulator)))).checks, 'no secret files, no check')
+  t.notOk('secrets' in (await readiness(t, await build(t, baseEnv(emulator)))).checks, 'no secret files, no check')
 })
 
 t.test('only draining makes a replica unready, whatever its dependencies say', async t => {
   const lifecycle = { draining: false }
-  const service = await startService(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }), { lifecycle })
+  const service = await build(t, baseEnv(undefined, { HUBSPOT_MAX_RETRIES: '0' }), { lifecycle })
   await service.get('/chat-token', newPerson())
   t.match(await readiness(t, service), { status: 'degraded', checks: { hubspot: 'unavailable' } })
   lifecycle.draining = true

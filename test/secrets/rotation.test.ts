@@ -247,7 +247,7 @@ t.test('CACHE_KEY_FILE: a new key takes over for new entries while the old entri
   t.ok(await scope.redis.exists(`${scope.prefix}tok:${createCacheCrypto(K1).emailHash('returning.0@example.com')}`), 'old entries stay where they were')
 
   // A replica started later with both keys reads both, and a logout forgets the old entry as well.
-  const later = await startService(t, baseEnv(emulator, { ...load, REDIS_URL: SHARED_REDIS_URL, CACHE_KEY: `${K2},${K1}` }), { redisKeyPrefix: scope.prefix })
+  const later = await startService(t, baseEnv(emulator, { ...load, LOG_LEVEL: 'silent', REDIS_URL: SHARED_REDIS_URL, CACHE_KEY: `${K2},${K1}` }), { redisKeyPrefix: scope.prefix })
   t.equal((await later.get('/chat-token', returning[0]!)).json().token, tokens.get(0))
   t.equal((await later.get('/chat-token', bearer(signSession({ sub: 'after', email: 'after@example.com' })))).json().token, person.token)
   t.equal((await later.send('DELETE', '/chat-token', returning[0]!)).status, 204)

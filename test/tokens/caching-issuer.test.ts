@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
-import { baseEnv, bearer, manualClock, signSession, startEmulator, startService } from '../helper.js'
+import { baseEnv, bearer, build, manualClock, signSession, startEmulator } from '../helper.js'
 
 /** The caching issuer in memory mode (no REDIS_URL), end to end through the emulator. */
 
@@ -16,7 +16,7 @@ function env (emulator: { url: string }, overrides: Env = {}): Env {
 
 t.test('a cached token is reused, and expiresAt still says 12 h after HubSpot issued it', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const first = await service.get('/chat-token', session('ada@example.com'))
   const second = await service.get('/chat-token', session('ada@example.com'))
   t.equal(first.status, 200)
@@ -29,7 +29,7 @@ t.test('a cached token is reused, and expiresAt still says 12 h after HubSpot is
 t.test('a token older than TOKEN_CACHE_TTL_S is replaced (injected clock)', async t => {
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.now())
-  const service = await startService(t, env(emulator, { TOKEN_CACHE_TTL_S: '3600' }), { clock })
+  const service = await build(t, env(emulator, { TOKEN_CACHE_TTL_S: '3600' }), { clock })
   const first = (await service.get('/chat-token', session('ada@example.com'))).json()
   clock.advance(3_599_999)
   t.equal((await service.get('/chat-token', session('ada@example.com'))).json().token, first.token, 'still fresh 1 ms before the TTL')
@@ -42,7 +42,7 @@ t.test('a token older than TOKEN_CACHE_TTL_S is replaced (injected clock)', asyn
 
 t.test('the same email with other names is another identity: minted anew', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const ada = (await service.get('/chat-token', session('ada@example.com', { given_name: 'Ada' }))).json()
   const augusta = (await service.get('/chat-token', session('ada@example.com', { given_name: 'Augusta' }))).json()
   t.not(augusta.token, ada.token)
@@ -53,7 +53,7 @@ t.test('the same email with other names is another identity: minted anew', async
 
 t.test('DELETE forgets the cached token; the next GET mints a new one', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const first = (await service.get('/chat-token', session('ada@example.com', { given_name: 'Ada' }))).json()
   // Forgetting needs the email only: a session without the names forgets the same entry.
   const deleted = await service.send('DELETE', '/chat-token', session('ada@example.com'))
@@ -65,7 +65,7 @@ t.test('DELETE forgets the cached token; the next GET mints a new one', async t 
 
 t.test('concurrent requests for one identity share one HubSpot call', async t => {
   const emulator = await startEmulator(t, { ...roomy, latencyMs: 100 })
-  const service = await startService(t, env(emulator))
+  const service = await build(t, env(emulator))
   const answers = await Promise.all(Array.from({ length: 50 }, () => service.get('/chat-token', session('ada@example.com'))))
   t.same(new Set(answers.map(answer => answer.status)), new Set([200]))
   t.equal(new Set(answers.map(answer => answer.json().token)).size, 1)
@@ -75,7 +75,7 @@ t.test('concurrent requests for one identity share one HubSpot call', async t =>
 t.test('after HubSpot refuses the access token, requests fail fast with 502 for 30 s, then one probe', async t => {
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.now())
-  const service = await startService(t, env(emulator, { HUBSPOT_ACCESS_TOKEN: 'revoked-token' }), { clock })
+  const service = await build(t, env(emulator, { HUBSPOT_ACCESS_TOKEN: 'revoked-token' }), { clock })
   const first = await service.get('/chat-token', session('a@example.com'))
   t.equal(first.status, 502)
   t.equal(first.json().code, 'upstream_rejected')
@@ -92,7 +92,7 @@ t.test('after five failures in a row, 503 with Retry-After without calling, then
   const emulator = await startEmulator(t, roomy)
   emulator.setFaults({ sequence: Array.from({ length: 5 }, () => ({ kind: 'status' as const, status: 503 })) })
   const clock = manualClock(Date.now())
-  const service = await startService(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }), { clock })
+  const service = await build(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }), { clock })
   for (let i = 0; i < 5; i++) t.equal((await service.get('/chat-token', session(`u${i}@example.com`))).status, 503)
   const open = await service.get('/chat-token', session('u5@example.com'))
   t.equal(open.status, 503)
@@ -107,7 +107,7 @@ t.test('after five failures in a row, 503 with Retry-After without calling, then
 
 t.test('an exhausted budget answers 503 upstream_unavailable with Retry-After at once', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator, { HUBSPOT_RATE_LIMIT: '2/10s' }))
+  const service = await build(t, env(emulator, { HUBSPOT_RATE_LIMIT: '2/10s' }))
   t.equal((await service.get('/chat-token', session('a@example.com'))).status, 200)
   t.equal((await service.get('/chat-token', session('b@example.com'))).status, 200)
   const started = Date.now()
@@ -125,7 +125,7 @@ t.test('an exhausted budget answers 503 upstream_unavailable with Retry-After at
 t.test('a retry takes a budget slot like any call', async t => {
   const emulator = await startEmulator(t, roomy)
   emulator.setFaults({ sequence: [{ kind: 'status', status: 503 }] })
-  const service = await startService(t, env(emulator, { HUBSPOT_RATE_LIMIT: '1/10s', HUBSPOT_MAX_RETRIES: '2' }))
+  const service = await build(t, env(emulator, { HUBSPOT_RATE_LIMIT: '1/10s', HUBSPOT_MAX_RETRIES: '2' }))
   const answer = await service.get('/chat-token', session('a@example.com'))
   t.equal(answer.status, 503)
   t.ok(Number(answer.headers['retry-after']) >= 6, `told to come back when the budget has room (${String(answer.headers['retry-after'])})`)
@@ -135,7 +135,7 @@ t.test('a retry takes a budget slot like any call', async t => {
 t.test('a ten-second 429 pauses every caller, not just the one that got it', async t => {
   const emulator = await startEmulator(t, roomy)
   emulator.setFaults({ sequence: [{ kind: 'status', status: 429, headers: { 'Retry-After': '8' } }] })
-  const service = await startService(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }))
+  const service = await build(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }))
   t.equal((await service.get('/chat-token', session('a@example.com'))).status, 503)
   const other = await service.get('/chat-token', session('b@example.com'))
   t.equal(other.status, 503, 'another identity waits out the pause too (it cannot within its 5 s deadline)')

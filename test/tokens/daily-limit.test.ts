@@ -5,7 +5,7 @@ import { connectRedis } from '../../src/redis/connection.js'
 import { createRedisDailyAllowance } from '../../src/hubspot/daily-allowance.js'
 import { noServiceEvents } from '../../src/events.js'
 import { ServiceError } from '../../src/errors.js'
-import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, type RunningService, until } from '../helper.js'
+import { baseEnv, bearer, build, manualClock, signSession, startEmulator, type BuiltService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
@@ -34,7 +34,7 @@ t.test('HUBSPOT_DAILY_LIMIT: past the ceiling a miss answers 503 with Retry-Afte
   const emulator = await startEmulator(t, roomy)
   // 20:00 in Los Angeles, the evening before the clocks go forward.
   const clock = manualClock(Date.parse('2026-03-07T20:00:00-08:00'))
-  const service = await startService(t, env(emulator, { HUBSPOT_DAILY_LIMIT: '2', HUBSPOT_ACCOUNT_TIME_ZONE: 'America/Los_Angeles' }), { clock })
+  const service = await build(t, env(emulator, { HUBSPOT_DAILY_LIMIT: '2', HUBSPOT_ACCOUNT_TIME_ZONE: 'America/Los_Angeles' }), { clock })
   t.equal((await service.get('/chat-token', newPerson())).status, 200)
   t.equal((await service.get('/chat-token', newPerson())).status, 200)
   const refused = await service.get('/chat-token', newPerson())
@@ -57,7 +57,7 @@ t.test('a DAILY 429 pauses calls until the account\'s midnight, then they resume
   const emulator = await startEmulator(t, roomy)
   // 14:30 in Kolkata: midnight there is 9.5 hours away.
   const clock = manualClock(Date.parse('2026-11-26T09:00:00Z'))
-  const service = await startService(t, env(emulator, { HUBSPOT_ACCOUNT_TIME_ZONE: 'Asia/Kolkata' }), { clock })
+  const service = await build(t, env(emulator, { HUBSPOT_ACCOUNT_TIME_ZONE: 'Asia/Kolkata' }), { clock })
   emulator.setFaults({ sequence: [{ kind: 'status', status: 429, body: dailyBody }] })
   const first = await service.get('/chat-token', newPerson())
   t.equal(first.status, 503)
@@ -76,7 +76,7 @@ t.test('a DAILY 429 on one replica pauses the others through Redis, until the ac
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.parse('2026-11-26T09:00:00Z'))
   const overrides = { REDIS_URL: SHARED_REDIS_URL, HUBSPOT_ACCOUNT_TIME_ZONE: 'Asia/Kolkata' }
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix, clock }))) as [RunningService, RunningService]
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix, clock }))) as [BuiltService, BuiltService]
   emulator.setFaults({ sequence: [{ kind: 'status', status: 429, body: dailyBody }] })
   t.equal((await a.get('/chat-token', newPerson())).status, 503)
   const other = await b.get('/chat-token', newPerson())
@@ -94,7 +94,7 @@ t.test('HUBSPOT_DAILY_LIMIT is the fleet\'s: two replicas share one count per ac
   // Noon UTC is already the next day in Apia (UTC+13).
   const clock = manualClock(Date.parse('2026-11-26T12:00:00Z'))
   const overrides = { REDIS_URL: SHARED_REDIS_URL, HUBSPOT_DAILY_LIMIT: '3', HUBSPOT_ACCOUNT_TIME_ZONE: 'Pacific/Apia' }
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix, clock }))) as [RunningService, RunningService]
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix, clock }))) as [BuiltService, BuiltService]
   for (const service of [a, b, a]) t.equal((await service.get('/chat-token', newPerson())).status, 200)
   const refused = await b.get('/chat-token', newPerson())
   t.equal(refused.status, 503)

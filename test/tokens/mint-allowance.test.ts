@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
-import { baseEnv, bearer, manualClock, signSession, startEmulator, startService, type RunningService } from '../helper.js'
+import { baseEnv, bearer, build, manualClock, signSession, startEmulator, type BuiltService } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 
 /** TOKEN_MINT_LIMIT: how many new tokens one person may cost, however often they log out and in. */
@@ -15,7 +15,7 @@ function env (emulator: { url: string }, overrides: Env = {}): Env {
 }
 
 /** Logs out and in `turns` times, returning each GET's status. */
-async function logoutLoop (services: RunningService[], headers: Record<string, string>, turns: number): Promise<number[]> {
+async function logoutLoop (services: BuiltService[], headers: Record<string, string>, turns: number): Promise<number[]> {
   const statuses: number[] = []
   for (let i = 0; i < turns; i++) {
     const service = services[i % services.length]!
@@ -29,7 +29,7 @@ async function logoutLoop (services: RunningService[], headers: Record<string, s
 t.test('a DELETE + GET loop mints 5 tokens an hour for one person, then gets 429 rate_limited until the oldest is an hour old', async t => {
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.now())
-  const service = await startService(t, env(emulator), { clock })
+  const service = await build(t, env(emulator), { clock })
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   t.same(await logoutLoop([service], ada, 5), [200, 200, 200, 200, 200])
   clock.advance(10 * 60 * 1000)
@@ -48,7 +48,7 @@ t.test('a DELETE + GET loop mints 5 tokens an hour for one person, then gets 429
 
 t.test('cache hits, joined requests and failed mints do not count', async t => {
   const emulator = await startEmulator(t, { ...roomy, latencyMs: 50 })
-  const service = await startService(t, env(emulator, { TOKEN_MINT_LIMIT: '2/1h', HUBSPOT_MAX_RETRIES: '0' }))
+  const service = await build(t, env(emulator, { TOKEN_MINT_LIMIT: '2/1h', HUBSPOT_MAX_RETRIES: '0' }))
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   const together = await Promise.all(Array.from({ length: 10 }, () => service.get('/chat-token', ada)))
   t.ok(together.every(answer => answer.status === 200), 'ten requests at once share one mint')
@@ -64,7 +64,7 @@ t.test('cache hits, joined requests and failed mints do not count', async t => {
 
 t.test('a changed name mints again, within the same allowance', async t => {
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator, { TOKEN_MINT_LIMIT: '2/1h' }))
+  const service = await build(t, env(emulator, { TOKEN_MINT_LIMIT: '2/1h' }))
   const named = (name: string): Record<string, string> => bearer(signSession({ sub: 'user-1', email: 'ada@example.com', given_name: name }))
   t.equal((await service.get('/chat-token', named('Ada'))).status, 200)
   t.equal((await service.get('/chat-token', named('Augusta'))).status, 200)
@@ -75,7 +75,7 @@ t.test('with Redis the allowance is the fleet\'s: a loop across two replicas sti
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
   const clock = manualClock(Date.now())
-  const services = await Promise.all([0, 1].map(() => startService(t, env(emulator, { REDIS_URL: SHARED_REDIS_URL }), { redisKeyPrefix: scope.prefix, clock })))
+  const services = await Promise.all([0, 1].map(() => build(t, env(emulator, { REDIS_URL: SHARED_REDIS_URL }), { redisKeyPrefix: scope.prefix, clock })))
   const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
   t.same(await logoutLoop(services, ada, 7), [200, 200, 200, 200, 200, 429, 429])
   t.equal(emulator.calls().length, 5)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
 import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
-import { ACCESS_TOKEN, baseEnv, bearer, signSession, startEmulator, startService, until } from '../helper.js'
+import { ACCESS_TOKEN, baseEnv, bearer, build, signSession, startEmulator, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 
 /** The shared cache and single-flight across replicas, against a real Redis. */
@@ -20,7 +20,7 @@ function session (email: string): Record<string, string> {
 t.test('two replicas, 200 concurrent requests for one identity: exactly one HubSpot call', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, { ...roomy, latencyMs: 150 })
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator), { redisKeyPrefix: scope.prefix })))
   const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a! : b!).get('/chat-token', session('ada@example.com'))))
   t.same(new Set(answers.map(answer => answer.status)), new Set([200]))
   t.equal(new Set(answers.map(answer => answer.json().token)).size, 1, 'everyone got the one token')
@@ -30,7 +30,7 @@ t.test('two replicas, 200 concurrent requests for one identity: exactly one HubS
 t.test('a DELETE through one replica is seen by the other', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator), { redisKeyPrefix: scope.prefix })))
   const minted = (await a!.get('/chat-token', session('ada@example.com'))).json().token
   t.equal((await b!.get('/chat-token', session('ada@example.com'))).json().token, minted, 'shared cache')
   t.equal((await a!.send('DELETE', '/chat-token', session('ada@example.com'))).status, 204)
@@ -42,7 +42,7 @@ t.test('a DELETE through one replica is seen by the other', { skip }, async t =>
 t.test('a lock holder that dies mid-call: one waiter takes over once the lock expires', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator), { redisKeyPrefix: scope.prefix })))
   // A holder that took the lock and vanished: a lock with no value behind it and nobody to release it.
   const hash = createCacheCrypto(ACCESS_TOKEN).emailHash('ada@example.com')
   await scope.redis.set(`${scope.prefix}lock:${hash}`, 'dead-replica', 'PX', 600)
@@ -59,7 +59,7 @@ t.test('when the holder\'s HubSpot call fails, waiters on other replicas answer 
   const scope = redisScope(t)
   const emulator = await startEmulator(t, { ...roomy, latencyMs: 200 })
   emulator.setFaults({ sequence: [{ kind: 'status', status: 503 }] })
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator, { HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })))
   // The failure reaches waiters as a notice: both replicas must be listening before the race starts.
   await until('both replicas listen for fill notices', async () => {
     const [, listeners] = await scope.redis.pubsub('NUMSUB', `${scope.prefix}filled`) as [string, number]
@@ -74,7 +74,7 @@ t.test('when the holder\'s HubSpot call fails, waiters on other replicas answer 
 t.test('nothing readable lands in Redis: hashed keys, sealed values bound to their key', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
-  const service = await startService(t, env(emulator), { redisKeyPrefix: scope.prefix })
+  const service = await build(t, env(emulator), { redisKeyPrefix: scope.prefix })
   const people = ['ada.lovelace@example.com', 'grace.hopper@example.org']
   const tokens = await Promise.all(people.map(async email => (await service.get('/chat-token', bearer(signSession({ sub: email, email, given_name: 'Secretname' })))).json().token as string))
   const keys = await scope.keys()
@@ -107,8 +107,8 @@ t.test('nothing readable lands in Redis: hashed keys, sealed values bound to the
 t.test('rotating the HubSpot access token invalidates the shared cache', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
-  const before = await startService(t, env(emulator), { redisKeyPrefix: scope.prefix })
-  const after = await startService(t, env(emulator, { HUBSPOT_ACCESS_TOKEN: 'rotated-access-token' }), { redisKeyPrefix: scope.prefix })
+  const before = await build(t, env(emulator), { redisKeyPrefix: scope.prefix })
+  const after = await build(t, env(emulator, { HUBSPOT_ACCESS_TOKEN: 'rotated-access-token' }), { redisKeyPrefix: scope.prefix })
   const old = (await before.get('/chat-token', session('ada@example.com'))).json().token
   t.not((await after.get('/chat-token', session('ada@example.com'))).json().token, old)
   t.equal(emulator.calls().length, 2)
@@ -117,7 +117,7 @@ t.test('rotating the HubSpot access token invalidates the shared cache', { skip 
 t.test('the per-caller limit is shared by the replicas through Redis', { skip }, async t => {
   const scope = redisScope(t)
   const emulator = await startEmulator(t, roomy)
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, { RATE_LIMIT_MAX: '4' }), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => build(t, env(emulator, { RATE_LIMIT_MAX: '4' }), { redisKeyPrefix: scope.prefix })))
   const ada = session('ada@example.com')
   for (const service of [a!, b!, a!, b!]) t.equal((await service.get('/chat-token', ada)).status, 200)
   const limited = await a!.get('/chat-token', ada)
@@ -129,7 +129,7 @@ t.test('the per-caller limit is shared by the replicas through Redis', { skip },
 
 t.test('readiness reports Redis as ok while it is reachable', { skip }, async t => {
   const scope = redisScope(t)
-  const service = await startService(t, baseEnv(undefined, { REDIS_URL: SHARED_REDIS_URL }), { redisKeyPrefix: scope.prefix })
+  const service = await build(t, baseEnv(undefined, { REDIS_URL: SHARED_REDIS_URL }), { redisKeyPrefix: scope.prefix })
   const ready = await service.get('/readyz')
   t.equal(ready.status, 200)
   t.match(ready.json(), { status: 'ready', checks: { redis: 'ok' } })
