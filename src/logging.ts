@@ -67,16 +67,21 @@ const FLUSH_INTERVAL_MS = 100
  * destination, which retries a full pipe rather than dropping lines.
  */
 class LineBatcher implements DestinationStream {
+  /** Every batcher not yet closed: one exit listener writes them all out, however many apps a process builds. */
+  static readonly #open = new Set<LineBatcher>()
+  static {
+    process.once('exit', () => { for (const batcher of LineBatcher.#open) batcher.flush() })
+  }
+
   #pending = ''
   #closed = false
   readonly #out: DestinationStream
   readonly #timer: NodeJS.Timeout
-  readonly #flushAtExit = (): void => this.flush()
 
   constructor (out: DestinationStream) {
     this.#out = out
     this.#timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS).unref()
-    process.once('exit', this.#flushAtExit)
+    LineBatcher.#open.add(this)
   }
 
   write (line: string): void {
@@ -100,7 +105,7 @@ class LineBatcher implements DestinationStream {
   close (): void {
     this.#closed = true
     clearInterval(this.#timer)
-    process.removeListener('exit', this.#flushAtExit)
+    LineBatcher.#open.delete(this)
     this.flush()
   }
 }
@@ -113,8 +118,9 @@ class LineBatcher implements DestinationStream {
  * written line by line.
  */
 export function createLoggers (level: LogLevel, stream?: DestinationStream): ServiceLoggers {
-  const batcher = stream === undefined ? new LineBatcher(pino.destination({ dest: 1, sync: true })) : undefined
-  const destination = stream ?? batcher!
+  // At `silent` nothing is ever written: no batch, no timer.
+  const batcher = stream === undefined && level !== 'silent' ? new LineBatcher(pino.destination({ dest: 1, sync: true })) : undefined
+  const destination = stream ?? batcher ?? pino.destination({ dest: 1, sync: true })
   const service = pino({ level, redact: { paths: redactedPaths, censor: '[redacted]' }, serializers: { err: serializeError } }, destination)
   return {
     service,

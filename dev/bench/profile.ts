@@ -2,11 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { runLoad } from './load.js'
 import { sessionKeys, signMany } from './sessions.js'
-import { startAnchor, startEmulator, startService } from './stack.js'
+import { startAnchor, startEmulator, startRedis, startService } from './stack.js'
 
 /**
  * A CPU profile of the service under one scenario's load, summarised by self time:
- *   node --import tsx dev/bench/profile.ts --scenario hit|miss [--duration 10] [--dir /tmp/prof]
+ *   node --import tsx dev/bench/profile.ts --scenario hit|miss [--redis] [--duration 10] [--dir /tmp/prof]
  * The service runs with `node --cpu-prof`; the .cpuprofile is left in --dir for a flame graph
  * (Chrome DevTools or speedscope open it).
  */
@@ -15,6 +15,8 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'hit' },
     // The miss anchor (dev/bench/anchor-server.mjs /mint) instead of the service, for a side-by-side look.
     anchor: { type: 'boolean', default: false },
+    // Redis mode: the service on a redis-server of the bench's own (empty, no persistence).
+    redis: { type: 'boolean', default: false },
     duration: { type: 'string', default: '10' },
     dir: { type: 'string', default: '/tmp/chat-token-profile' },
     top: { type: 'string', default: '40' },
@@ -25,11 +27,12 @@ const { values } = parseArgs({
 const durationS = Number(values.duration)
 const dir = values.dir
 const emulator = await startEmulator()
+const redis = values.redis ? await startRedis() : undefined
 const keys = sessionKeys('HS256')
 const profiling = ['--cpu-prof', `--cpu-prof-dir=${dir}`]
 const service = values.anchor
   ? await startAnchor(keys.env, { logging: false, upstreamUrl: emulator.url, nodeArgs: profiling })
-  : await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s' }, 'service', profiling)
+  : await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s', ...(redis === undefined ? {} : { REDIS_URL: redis.url }) }, 'service', profiling)
 const url = `${service.url}${values.anchor ? '/mint' : '/chat-token'}`
 try {
   if (values.scenario === 'hit') {
@@ -48,6 +51,7 @@ try {
   service.process.child.kill('SIGTERM')
   await exited
   await emulator.process.stop()
+  await redis?.process.stop()
 }
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
