@@ -49,6 +49,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Reads every `_FILE` secret now (server.ts calls it on SIGHUP). */
     reloadSecrets: () => Promise<void>
+    /** Writes out the log lines batched so far (logging.ts), for a line that must be seen at once. */
+    flushLogs: () => void
   }
 }
 
@@ -106,6 +108,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     })
     done()
   })
+  app.decorate('flushLogs', loggers.flush)
   // Last of all (onClose hooks run in reverse order): what the stages log while closing is written too.
   app.addHook('onClose', async () => { loggers.close() })
 

@@ -27,6 +27,8 @@ export interface ServiceLoggers {
   service: FastifyBaseLogger
   /** The one line per request (access-log.ts), on the same destination. */
   access: (line: AccessLine) => void
+  /** Writes out what is batched now. */
+  flush: () => void
   /** Writes out what is batched and stops the flush timer (the app's close calls it). */
   close: () => void
 }
@@ -93,12 +95,14 @@ class LineBatcher implements DestinationStream {
     if (this.#pending.length >= BATCH_CHARS) this.flush()
   }
 
-  /** Writes out every line collected so far, synchronously. */
-  flush (): void {
-    if (this.#pending === '') return
-    const batch = this.#pending
-    this.#pending = ''
-    this.#out.write(batch)
+  /** Writes out every line collected so far, synchronously (pino's `logger.flush(done)` calls it too). */
+  flush (done?: (error?: Error) => void): void {
+    if (this.#pending !== '') {
+      const batch = this.#pending
+      this.#pending = ''
+      this.#out.write(batch)
+    }
+    done?.()
   }
 
   /** Writes out the batch; lines logged after this (the last shutdown lines) go out one by one. */
@@ -125,6 +129,7 @@ export function createLoggers (level: LogLevel, stream?: DestinationStream): Ser
   return {
     service,
     access: createAccessLog(service.isLevelEnabled('info'), destination),
+    flush: () => batcher?.flush(),
     close: () => batcher?.close()
   }
 }

@@ -107,6 +107,8 @@ async function main (): Promise<void> {
     metricsListener = await listening('METRICS_PORT', config.metricsPort, config.host, () => startMetricsListener(metrics.registry, options))
   }
   app.log.info(startupSummary(config, { url, metricsUrl: metricsListener?.url }), 'chat-token started')
+  // Out at once rather than with the next batch: operators and orchestrators watch for this line.
+  app.flushLogs()
 }
 
 main().catch(error => {

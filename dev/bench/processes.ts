@@ -13,7 +13,8 @@ export interface BenchProcess {
   name: string
   child: ChildProcess
   pid: number
-  stop: () => Promise<void>
+  /** SIGKILL by default; SIGTERM lets the service close and write out its buffered log lines. */
+  stop: (signal?: NodeJS.Signals) => Promise<void>
 }
 
 export async function freePort (): Promise<number> {
@@ -43,10 +44,10 @@ export function startProcess (name: string, command: string, args: string[], env
     name,
     child,
     pid: child.pid!,
-    stop: async () => {
+    stop: async (signal = 'SIGKILL') => {
       if (child.exitCode !== null || child.signalCode !== null) return
       const exited = new Promise(resolve => child.once('exit', resolve))
-      child.kill('SIGKILL')
+      child.kill(signal)
       await exited
     }
   }

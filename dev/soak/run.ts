@@ -152,7 +152,8 @@ while (performance.now() - startedAt < durationS * 1000) {
 await Promise.all(inFlight)
 const endRss = rssMb()
 await agent.close()
-await service.process.stop()
+// A clean shutdown, as in production: the service writes out the log lines it still batches.
+await service.process.stop('SIGTERM')
 await emulator.process.stop()
 
 // The service's own view of each answer: `ms` from reading the request to the answer's last byte.
