@@ -38,15 +38,18 @@ export interface CallerLimit {
   enforce: (reply: FastifyReply, count: CallerCount) => void
 }
 
-/** Fixed-window counters, incremented and expired in one step. */
-export const callerCountLua = `
+/**
+ * Counts one request in a fixed window, incrementing and expiring in one step: the caller's counter is
+ * KEYS[1], the window ARGV[1]; leaves `current` and `ttl` for the rest of the script. Scripts that count
+ * the caller along with other work (RedisTokenStore's warm-hit read) begin with it.
+ */
+export const COUNT_CALLER_LUA = `
 local current = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
-end
-return {current, ttl}`
+end`
 
 export function createCallerLimit (options: CallerLimitOptions): CallerLimit {
   const { max, redis } = options
@@ -54,7 +57,7 @@ export function createCallerLimit (options: CallerLimitOptions): CallerLimit {
   const windowMs = options.windowS * 1000
   const limitHeader = String(max)
   const local = new LocalCallerCounters(clock.now())
-  const increment = redis?.defineScript('chatTokenCallerLimit', 1, callerCountLua)
+  const increment = redis?.defineScript('chatTokenCallerLimit', 1, `${COUNT_CALLER_LUA}\nreturn {current, ttl}`)
   const counterFor = (callerKey: string): CallerCounter => ({ redisKey: `${redis?.keyPrefix ?? ''}rl:${callerKey}`, windowMs })
   const countLocally = (callerKey: string): CallerCount => local.increment(callerKey, windowMs, max, clock.now())
 

@@ -1,6 +1,7 @@
 import { hash as digest, randomBytes } from 'node:crypto'
 import type { Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
+import { COUNT_CALLER_LUA } from '../http/caller-limit.js'
 import type { MintedToken } from '../hubspot/client.js'
 import { REDIS_UNAVAILABLE, type RedisLink, type RedisUnavailable } from '../redis/connection.js'
 import type { CacheCrypto } from './cache-crypto.js'
@@ -55,16 +56,10 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 /**
- * A warm hit in one round trip: counts the caller (as callerCountLua does) and reads the identity's
+ * A warm hit in one round trip: counts the caller as the caller limit does and reads the identity's
  * token and generation. KEYS: the caller's counter, the token, the generation; ARGV: the window.
  */
-const countAndReadLua = `
-local current = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+const countAndReadLua = `${COUNT_CALLER_LUA}
 return {current, ttl, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}`
 
 /** What one read of an identity's keys found. */

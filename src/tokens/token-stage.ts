@@ -34,7 +34,7 @@ const LOCK_MARGIN_MS = 1000
 const MAX_PENDING_FORGETS = 10_000
 
 /**
- * The token cache and the issuer in front of the HubSpot stage: in memory without REDIS_URL, else in
+ * The token cache and its issuer, in front of the HubSpot stage: in memory without REDIS_URL, else in
  * Redis (encrypted, shared by every replica) with memory as the fallback while Redis is away.
  */
 async function tokenStagePlugin (app: FastifyInstance, options: TokenStageOptions): Promise<void> {
