@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import t from 'tap'
-import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, build, captureLogs, signSession, startEmulator, startJwksServer } from './helper.js'
+import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, build, captureLogs, signSession, startEmulator, startJwksServer, until } from './helper.js'
+import { PROJECT_ROOT, runToExit, TSX_LOADER } from './process-helper.js'
 import { createEmailHasher, createLoggers } from '../src/logging.js'
 
 /**
@@ -89,4 +92,31 @@ t.test('a logged err is its type, message and code: no "Object" type and no empt
   t.same(first?.err, { type: 'TypeError', message: 'bad thing', stack: thrown.stack })
   t.same(second?.err, { type: 'Error', message: 'no stack', code: 'E_CODE' })
   t.equal(third?.err, 'just text')
+})
+
+/** A script that logs through the service's own loggers on stdout, as a separate process. */
+function loggingScript (body: string): string[] {
+  const logging = JSON.stringify(join(PROJECT_ROOT, 'src/logging.ts'))
+  return ['--import', TSX_LOADER, '--input-type=module', '-e', `import { createLoggers } from ${logging}\nconst loggers = createLoggers('info')\n${body}`]
+}
+
+const accessLine = (n: number): string => `loggers.access({ reqId: 'r${n}', method: 'GET', path: '/chat-token', status: 200, ms: 0.1, code: undefined, user: undefined })`
+
+t.test('stdout is batched, and a process that exits at once still writes every line, in order', async t => {
+  // 400 lines are several 16 KiB batches and a tail still waiting when process.exit() runs.
+  const lines = Array.from({ length: 400 }, (_, n) => n % 100 === 0 ? `loggers.service.info('service ${n}')` : accessLine(n))
+  const finished = await runToExit(process.execPath, loggingScript(`${lines.join('\n')}\nprocess.exit(0)`))
+  t.equal(finished.code, 0, finished.stderr)
+  const written = finished.stdout.trim().split('\n').map(line => JSON.parse(line) as { reqId?: string; msg: string })
+  t.equal(written.length, 400, 'nothing lost at exit')
+  t.same(written.map(line => line.reqId ?? line.msg), lines.map((_, n) => n % 100 === 0 ? `service ${n}` : `r${n}`), 'both loggers\' lines in the order they were logged')
+})
+
+t.test('a batch that never fills still goes out within the flush interval, while the process runs on', async t => {
+  const child = spawn(process.execPath, loggingScript(`${accessLine(1)}\nsetTimeout(() => {}, 60_000)`), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  await until('the line is written without an exit', () => stdout.includes('"reqId":"r1"'), 20_000)
+  t.equal(child.exitCode, null, 'the process is still running: the timer wrote the batch')
 })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Env } from '../../src/config/types.js'
 import { baseEnv, bearer, build, manualClock, signSession, startEmulator, startService, until } from '../helper.js'
-import { redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
+import { freePort, redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
 
 /** RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_S per caller on /chat-token, in memory and in Redis. */
 
@@ -178,4 +178,17 @@ t.test('Redis mode', async t => {
     t.equal(limited.json().code, 'rate_limited')
     t.notOk('token' in limited.json(), 'the token that trip read is not handed out past the limit')
   })
+})
+
+t.test('with Redis configured but unreachable, the limit still holds, counted in process memory (GET and DELETE)', async t => {
+  const emulator = await startEmulator(t, roomy)
+  // A port nothing listens on: every Redis command is refused at once.
+  const service = await build(t, env(emulator, { REDIS_URL: `redis://127.0.0.1:${await freePort()}` }))
+  const ada = bearer(signSession({ sub: 'user-1', email: 'ada@example.com' }))
+  t.equal((await service.get('/chat-token', ada)).status, 200, 'served from the per-process fallback')
+  t.equal((await service.get('/chat-token', ada)).status, 200)
+  t.equal((await service.send('DELETE', '/chat-token', ada)).status, 204)
+  const limited = await service.get('/chat-token', ada)
+  t.equal(limited.status, 429, 'the fourth request is limited although Redis never answered')
+  t.equal(limited.json().code, 'rate_limited')
 })
