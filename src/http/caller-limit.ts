@@ -58,15 +58,15 @@ export function createCallerLimit (options: CallerLimitOptions): CallerLimit {
   const limitHeader = String(max)
   const local = new LocalCallerCounters(clock.now())
   const increment = redis?.defineScript('chatTokenCallerLimit', 1, `${COUNT_CALLER_LUA}\nreturn {current, ttl}`)
-  const counterFor = (callerKey: string): CallerCounter => ({ redisKey: `${redis?.keyPrefix ?? ''}rl:${callerKey}`, windowMs })
+  const redisKeyFor = (callerKey: string): string => `${redis?.keyPrefix ?? ''}rl:${callerKey}`
   const countLocally = (callerKey: string): CallerCount => local.increment(callerKey, windowMs, max, clock.now())
 
   return {
-    counterFor,
+    counterFor: callerKey => ({ redisKey: redisKeyFor(callerKey), windowMs }),
     countLocally,
     count: async callerKey => {
       if (redis === undefined || increment === undefined) return countLocally(callerKey)
-      const answer = await redis.run(() => increment([counterFor(callerKey).redisKey], [windowMs]))
+      const answer = await redis.run(() => increment([redisKeyFor(callerKey)], [windowMs]))
       if (answer === REDIS_UNAVAILABLE) return countLocally(callerKey)
       const [current, ttl] = answer as [number, number]
       return { current, ttl }

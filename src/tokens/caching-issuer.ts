@@ -30,16 +30,16 @@ export function createCachingIssuer (options: CachingIssuerOptions): TokenIssuer
   /** email → identity fingerprint → flight */
   const flights = new Map<string, Map<string, Promise<MintedToken>>>()
 
-  function lookup (visitor: Visitor, counter?: CallerCounter): Promise<CacheLookup> {
-    return withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES,
-      async () => counter === undefined ? { token: await store.lookup(visitor.key), count: undefined } : store.lookupCounting(visitor.key, counter),
-      found => ({ [STAGE_ATTRIBUTES.cacheHit]: found.token !== undefined }))
+  function lookup (visitor: Visitor, counter: CallerCounter): Promise<CacheLookup> {
+    return withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES, () => store.lookupCounting(visitor.key, counter), found => ({ [STAGE_ATTRIBUTES.cacheHit]: found.token !== undefined }))
   }
 
   async function tokenFor (visitor: Visitor, log: FastifyBaseLogger, receivedAt = clock.now(), looked?: CacheLookup): Promise<MintedToken> {
     const startedAt = receivedAt
     const key = visitor.key
-    const cached = (looked ?? await lookup(visitor)).token
+    const cached = looked !== undefined
+      ? looked.token
+      : await withSpan(STAGE_SPANS.cacheLookup, NO_ATTRIBUTES, () => store.lookup(key), found => ({ [STAGE_ATTRIBUTES.cacheHit]: found !== undefined }))
     if (cached !== undefined) {
       events.cacheHit()
       return cached

@@ -13,10 +13,10 @@ export const IDENTIFICATION_TOKEN_LIFETIME_MS = 12 * 60 * 60 * 1000
  */
 export interface TokenIssuer {
   /**
-   * Reads the visitor's cached token, and with `counter` counts the caller in the same Redis round trip
-   * (the count is undefined when that was not possible: the caller is still to be counted).
+   * Reads the visitor's cached token and counts the caller against `counter` in the same Redis round
+   * trip (the count is undefined when that was not possible: the caller is still to be counted).
    */
-  lookup: (visitor: Visitor, counter?: CallerCounter) => Promise<CacheLookup>
+  lookup: (visitor: Visitor, counter: CallerCounter) => Promise<CacheLookup>
   /**
    * The visitor's token: the cached one, or minted once. `looked`: what `lookup` found for this request
    * already, so the cache is not read twice. `receivedAt` (clock ms, default now): when the request was
