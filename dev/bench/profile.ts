@@ -1,14 +1,18 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { allocationsDuring, cpuProfileDuring } from './inspector.js'
 import { runLoad } from './load.js'
 import { sessionKeys, signMany } from './sessions.js'
+import { freePort } from './processes.js'
 import { startAnchor, startEmulator, startRedis, startService } from './stack.js'
 
 /**
  * A CPU profile of the service under one scenario's load, summarised by self time:
- *   node --import tsx dev/bench/profile.ts --scenario hit|miss [--redis] [--duration 10] [--dir /tmp/prof]
- * The service runs with `node --cpu-prof`; the .cpuprofile is left in --dir for a flame graph
- * (Chrome DevTools or speedscope open it).
+ *   node --import tsx dev/bench/profile.ts --scenario hit|miss [--redis] [--allocations] [--duration 10] [--dir /tmp/prof]
+ * Only the measured load is recorded (over the inspector; a hit's warm-up misses are left out). The
+ * .cpuprofile is left in --dir for a flame graph (Chrome DevTools or speedscope open it). With
+ * --allocations, what the load allocated (garbage included) by allocating function instead, and a
+ * .heapprofile.
  */
 const { values } = parseArgs({
   options: {
@@ -17,6 +21,7 @@ const { values } = parseArgs({
     anchor: { type: 'boolean', default: false },
     // Redis mode: the service on a redis-server of the bench's own (empty, no persistence).
     redis: { type: 'boolean', default: false },
+    allocations: { type: 'boolean', default: false },
     duration: { type: 'string', default: '10' },
     dir: { type: 'string', default: '/tmp/chat-token-profile' },
     top: { type: 'string', default: '40' },
@@ -29,24 +34,33 @@ const dir = values.dir
 const emulator = await startEmulator()
 const redis = values.redis ? await startRedis() : undefined
 const keys = sessionKeys('HS256')
-const profiling = ['--cpu-prof', `--cpu-prof-dir=${dir}`]
+const inspectPort = await freePort()
+const profiling = [`--inspect=127.0.0.1:${inspectPort}`]
 const service = values.anchor
   ? await startAnchor(keys.env, { logging: false, upstreamUrl: emulator.url, nodeArgs: profiling })
   : await startService({ ...keys.env, HUBSPOT_BASE_URL: emulator.url, HUBSPOT_RATE_LIMIT: '1000000/1s', ...(redis === undefined ? {} : { REDIS_URL: redis.url }) }, 'service', profiling)
 const url = `${service.url}${values.anchor ? '/mint' : '/chat-token'}`
+let recorded: unknown
+async function profiled<T> (work: () => Promise<T>): Promise<T> {
+  const { profile, result } = await (values.allocations ? allocationsDuring(inspectPort, work) : cpuProfileDuring(inspectPort, work))
+  recorded = profile
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(file, JSON.stringify(profile))
+  return result
+}
+const file = `${dir}/${values.scenario}${values.redis ? '-redis' : ''}${values.anchor ? '-anchor' : ''}-${Date.now()}.${values.allocations ? 'heapprofile' : 'cpuprofile'}`
 try {
   if (values.scenario === 'hit') {
     const tokens = signMany(keys, 10_000)
     await runLoad({ url, connections: 50, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) })
-    const result = await runLoad({ url, connections: 10, durationS, rotate: tokens.map(token => ({ authorization: `Bearer ${token}` })) })
+    const result = await profiled(() => runLoad({ url, connections: 10, durationS, rotate: tokens.map(token => ({ authorization: `Bearer ${token}` })) }))
     process.stdout.write(`hit: ${result.rps.toFixed(0)} req/s, load generator ${(result.loadCpuShare * 100).toFixed(0)} %\n`)
   } else {
     const tokens = signMany(keys, durationS * 2000, 'profile-miss')
-    const result = await runLoad({ url, connections: 10, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) })
+    const result = await profiled(() => runLoad({ url, connections: 10, amount: tokens.length, headersFor: n => ({ authorization: `Bearer ${tokens[n]}` }) }))
     process.stdout.write(`miss: ${result.rps.toFixed(0)} req/s, load generator ${(result.loadCpuShare * 100).toFixed(0)} %\n`)
   }
 } finally {
-  // SIGTERM lets the service shut down cleanly, which is when Node writes the profile.
   const exited = new Promise(resolve => service.process.child.once('exit', resolve))
   service.process.child.kill('SIGTERM')
   await exited
@@ -54,11 +68,28 @@ try {
   await redis?.process.stop()
 }
 
+interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
+const where = (url: string): string => url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')
+if (values.allocations) {
+  const bytes = new Map<string, number>()
+  let allocated = 0
+  const visit = (node: HeapNode): void => {
+    const name = `${node.callFrame.functionName || '(anonymous)'} ${where(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`
+    bytes.set(name, (bytes.get(name) ?? 0) + node.selfSize)
+    allocated += node.selfSize
+    for (const child of node.children) visit(child)
+  }
+  visit((recorded as { head: HeapNode }).head)
+  const lines = [...bytes].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))
+    .map(([name, size]) => `${(size / allocated * 100).toFixed(1).padStart(5)} %  ${(size / 2 ** 20).toFixed(1).padStart(7)} MiB  ${name}`)
+  process.stdout.write(`allocations ${file}: ${(allocated / 2 ** 20).toFixed(0)} MiB sampled\n${lines.join('\n')}\n`)
+  process.exit(0)
+}
+
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
-const file = readdirSync(dir).filter(name => name.endsWith('.cpuprofile')).sort().at(-1)!
-const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Profile
+const profile = recorded as Profile
 const byId = new Map(profile.nodes.map(node => [node.id, node]))
 const selfUs = new Map<string, number>()
 const byPackage = new Map<string, number>()
@@ -90,4 +121,4 @@ profile.samples.forEach((id, index) => {
 })
 const top = (map: Map<string, number>, count: number): string =>
   [...map].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, us]) => `${(us / total * 100).toFixed(1).padStart(5)} %  ${name}`).join('\n')
-process.stdout.write(`profile ${dir}/${file}\n\nby package or file:\n${top(byPackage, 25)}\n\nby function (self):\n${top(selfUs, Number(values.top))}\n\ninclusive:\n${top(inclusiveUs, watched.size)}\n`)
+process.stdout.write(`profile ${file}\n\nby package or file:\n${top(byPackage, 25)}\n\nby function (self):\n${top(selfUs, Number(values.top))}\n\ninclusive:\n${top(inclusiveUs, watched.size)}\n`)
