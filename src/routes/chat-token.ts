@@ -53,7 +53,7 @@ export async function chatTokenRoutes (app: FastifyInstance, options: ChatTokenR
   app.decorateRequest('verifiedSession', null)
   app.decorateRequest('cacheLookup', null)
   app.decorateRequest('receivedAt', 0)
-  const answerByDeadline = createAnswerByDeadline({ budgetMs: options.timeoutMs, clock: options.clock })
+  const answerByDeadline = createAnswerByDeadline(app, { budgetMs: options.timeoutMs, clock: options.clock })
   app.addHook('onClose', async () => { answerByDeadline.close() })
 
   // Verification comes first, so callers are counted by their verified subject or email and forged

@@ -73,8 +73,8 @@ t.test('a JWKS refetch that never answers: 504 upstream_timeout at the deadline,
 
 t.test('the backstop on its own: a request held past its deadline gets 504 once the clock passes it, one in time is left alone, and nothing stays watched', async t => {
   const clock = manualClock(Date.parse('2026-12-05T12:00:00Z'))
-  const guard = createAnswerByDeadline({ budgetMs: 1000, clock, sweepEveryMs: 5 })
   const app = Fastify()
+  const guard = createAnswerByDeadline(app, { budgetMs: 1000, clock, sweepEveryMs: 5 })
   registerProblemHandlers(app)
   t.teardown(async () => { guard.close(); await app.close() })
   let release: () => void = () => {}
@@ -97,4 +97,46 @@ t.test('the backstop on its own: a request held past its deadline gets 504 once 
   t.equal(answer.json().code, 'upstream_timeout')
   t.equal(guard.watching, 0)
   release()
+})
+
+t.test('the backstop watches requests in the order they came, whichever of them answers first', async t => {
+  const clock = manualClock(Date.parse('2026-12-05T12:00:00Z'))
+  const app = Fastify()
+  const guard = createAnswerByDeadline(app, { budgetMs: 1000, clock, sweepEveryMs: 5 })
+  registerProblemHandlers(app)
+  t.teardown(async () => { guard.close(); await app.close() })
+  const releases = new Map<string, () => void>()
+  const hooks = { onRequest: guard.onRequest, onResponse: guard.onResponse, onRequestAbort: guard.onRequestAbort }
+  app.get<{ Params: { name: string } }>('/held/:name', hooks, async (request, reply) => {
+    await new Promise<void>(resolve => releases.set(request.params.name, resolve))
+    return reply.sent ? reply : { answered: request.params.name }
+  })
+  const answers = new Map<string, { statusCode: number; json: () => { code?: string; answered?: string } }>()
+  const hold = async (name: string): Promise<void> => {
+    void app.inject(`/held/${name}`).then(answer => { answers.set(name, answer) })
+    await until(`${name} is held`, () => releases.has(name))
+  }
+  await hold('first')
+  clock.advance(100)
+  await hold('middle')
+  clock.advance(100)
+  await hold('last')
+  t.equal(guard.watching, 3)
+
+  releases.get('middle')!()
+  await until('the middle one answers', () => answers.has('middle'))
+  t.same(answers.get('middle')!.json(), { answered: 'middle' })
+  t.equal(guard.watching, 2, 'the middle one left the list')
+
+  clock.advance(800)
+  await until('the first one gets its 504', () => answers.has('first'))
+  t.equal(answers.get('first')!.statusCode, 504)
+  t.equal(guard.watching, 1, 'the last one, still in time, is watched')
+  t.notOk(answers.has('last'))
+
+  clock.advance(200)
+  await until('the last one gets its 504', () => answers.has('last'))
+  t.equal(answers.get('last')!.json().code, 'upstream_timeout')
+  t.equal(guard.watching, 0)
+  for (const release of releases.values()) release()
 })
