@@ -10,6 +10,7 @@ import { edgeProtection } from './http/edge.js'
 import { listenerOptions } from './http/listener-options.js'
 import { registerProblemHandlers } from './http/problem.js'
 import { requestIdFrom } from './http/request-id.js'
+import { requestLoggerFactory } from './request-logger.js'
 import { createLoggers, createRotatingEmailHasher } from './logging.js'
 import { requestMetrics } from './metrics/request-metrics.js'
 import type { ServiceMetrics } from './metrics/service-metrics.js'
@@ -69,6 +70,7 @@ export async function buildApp (config: Config, deps: AppDependencies = {}): Pro
     loggerInstance: loggers.service,
     // Fastify's own two lines per request are replaced by the one line of the onResponse hook.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLoggerFactory,
     genReqId: requestIdFrom,
     trustProxy: trustProxyOption(config.trustProxy),
     // The service reads no request bodies; a small limit keeps junk uploads cheap to refuse.
