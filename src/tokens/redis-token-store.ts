@@ -159,7 +159,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
 
   function seenIn (key: CacheKey, hash: string, sealed: Buffer | null | undefined, generation: Buffer | null | undefined): Seen {
     return {
-      token: sealed === null || sealed === undefined ? undefined : usableToken(crypto.open(tokenKey(hash), sealed), key, ttlMs, clock),
+      token: sealed === null || sealed === undefined ? undefined : usableToken(crypto.open(tokenKey(hash), sealed, key), key, ttlMs, clock),
       generation: generation?.toString() ?? ''
     }
   }
@@ -232,7 +232,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   }
 
   async function mintOnce (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
-    const hash = crypto.emailHash(key.email)
+    const hash = crypto.emailHash(key.email, key)
     if (!link.writable()) return fillLocally(key, hash, deadline, mint)
     let pollMs = FIRST_POLL_MIN_MS + random() * (FIRST_POLL_MAX_MS - FIRST_POLL_MIN_MS)
     for (;;) {
@@ -270,11 +270,11 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
 
   return {
     lookup: async key => {
-      const hash = crypto.emailHash(key.email)
+      const hash = crypto.emailHash(key.email, key)
       return lookedUp(key, hash, await read(key, hash))
     },
     lookupCounting: async (key, counter) => {
-      const hash = crypto.emailHash(key.email)
+      const hash = crypto.emailHash(key.email, key)
       // The counter is a write: while Redis refuses writes, the read goes alone and the caller is
       // counted in process memory.
       if (!link.writable()) return { token: await lookedUp(key, hash, await read(key, hash)), count: undefined }
