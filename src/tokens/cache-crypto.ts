@@ -53,6 +53,12 @@ interface DerivedKeys {
   valueKey: Buffer
 }
 
+/** A ring of one key, always the same array: what an owner remembers is tied to the ring array. */
+function fixedRing (key: string): () => readonly string[] {
+  const ring = [key]
+  return () => ring
+}
+
 /** Most key materials whose derived keys are kept (a ring is a few keys; rotations add one each). */
 const MAX_DERIVED = 16
 
@@ -61,9 +67,7 @@ const MAX_DERIVED = 16
  * every use so that a rotation applies at once.
  */
 export function createCacheCrypto (keys: string | (() => readonly string[])): CacheCrypto {
-  // One array for a fixed key: what an owner remembers is tied to the ring array it was worked out with.
-  const fixedRing: readonly string[] = [typeof keys === 'string' ? keys : '']
-  const ring = typeof keys === 'string' ? () => fixedRing : keys
+  const ring = typeof keys === 'string' ? fixedRing(keys) : keys
   const derived = new Map<string, DerivedKeys>()
   const derive = (material: string): DerivedKeys => {
     let found = derived.get(material)
