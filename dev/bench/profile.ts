@@ -69,6 +69,7 @@ try {
 }
 
 interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
+/** A frame's file, from its package or the checkout on. */
 const where = (url: string): string => url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')
 if (values.allocations) {
   const bytes = new Map<string, number>()
@@ -98,10 +99,10 @@ profile.samples.forEach((id, index) => {
   const node = byId.get(id)!
   const delta = profile.timeDeltas[index] ?? 0
   total += delta
-  const where = node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')
-  const name = `${node.callFrame.functionName || '(anonymous)'} ${where}:${node.callFrame.lineNumber + 1}`
+  const source = where(node.callFrame.url)
+  const name = `${node.callFrame.functionName || '(anonymous)'} ${source}:${node.callFrame.lineNumber + 1}`
   selfUs.set(name, (selfUs.get(name) ?? 0) + delta)
-  const pkg = where === '' ? node.callFrame.functionName : where.startsWith('@') ? where.split('/').slice(0, 2).join('/') : where.split('/')[0]!
+  const pkg = source === '' ? node.callFrame.functionName : source.startsWith('@') ? source.split('/').slice(0, 2).join('/') : source.split('/')[0]!
   byPackage.set(pkg!, (byPackage.get(pkg!) ?? 0) + delta)
 })
 // Inclusive time: each sample counts once for every distinct watched function on its stack.
