@@ -3,7 +3,9 @@ import Fastify from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import { createLoggers } from '../src/logging.js'
 import { RequestLogger, requestLoggerFactory } from '../src/request-logger.js'
-import { captureLogs } from './helper.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config/load-config.js'
+import { baseEnv, captureLogs } from './helper.js'
 
 /**
  * The service's logger on a captured stream, counting the children made of it (children of children
@@ -68,4 +70,19 @@ t.test('levels: the parent\'s until set, a child\'s option, and set on the reque
   const grandchild = new RequestLogger(logger, { reqId: 'c' }, {}).child({ stage: 'tokens' })
   grandchild.info('from a grandchild')
   t.ok(lines().some(line => line.msg === 'from a grandchild' && line.reqId === 'c' && line.stage === 'tokens'))
+})
+
+t.test('the service gives every request a RequestLogger, whose lines carry the request id', async t => {
+  const logs = captureLogs()
+  const app = await buildApp(loadConfig(baseEnv(undefined, { LOG_LEVEL: 'info' })), { logStream: logs.stream })
+  t.teardown(() => app.close())
+  app.get('/probe', async request => {
+    request.log.warn('probe line')
+    return { lazy: request.log instanceof RequestLogger }
+  })
+  const answer = await app.inject({ url: '/probe' })
+  t.same(answer.json(), { lazy: true })
+  const requestId = answer.headers['x-request-id']
+  t.type(requestId, 'string')
+  t.ok(logs.lines().some(line => line.msg === 'probe line' && line.reqId === requestId), 'the line carries the answer\'s request id')
 })
