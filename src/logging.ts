@@ -140,7 +140,10 @@ export function createLoggers (level: LogLevel, stream?: DestinationStream): Ser
  */
 export function createEmailHasher (secret: string): (email: string) => string {
   const key = Buffer.from(hkdfSync('sha256', secret, 'chat-token', 'log email hash', 32))
-  return (email: string) => createHmac('sha256', key).update(email).digest('base64url').slice(0, 16)
+  // The first 12 bytes make exactly the first 16 base64url characters. Encoded alone, they are a string
+  // of their own: a slice of the whole digest's text would keep all 43 characters alive, and this hash
+  // is kept per cached session (twice: the per-caller key and the log's email hash).
+  return (email: string) => createHmac('sha256', key).update(email).digest().toString('base64url', 0, 12)
 }
 
 /**
