@@ -47,11 +47,6 @@ export interface RunOptions {
    * and when one goes through, Redis counts as accepting writes again.
    */
   write?: boolean
-  /**
-   * The command may wait for the rest of the event loop's turn, to leave in one write with the turn's
-   * other batched commands: for the warm hit's read, never for commands whose timing matters.
-   */
-  batched?: boolean
 }
 
 /** For readiness: what is wrong with Redis, and why, in words an operator can act on. */
@@ -313,31 +308,27 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   }
 
   /**
-   * Batched commands issued in one turn of the event loop leave in one write: the connection is corked
-   * at the first and uncorked once the turn's I/O callbacks have run (setImmediate). Under load many
-   * warm hits come in per turn, and a write per command was the largest single cost of a Redis-mode
-   * hit. Any other command flushes the batch and goes at once: the budget's and the locks' commands
-   * must not wait for the rest of a busy turn (a storm's sends would leave late).
+   * Commands issued in one turn of the event loop leave in one write: the connection is corked at the
+   * first and uncorked once the turn's I/O callbacks have run (setImmediate). Under load many requests
+   * come in per turn, and a write per command was the largest single cost of a Redis-mode hit; alone,
+   * a command waits for nothing but the rest of the turn.
    */
-  let corkedStream: typeof client.stream | undefined
+  let corked = false
   function batchWrites (): void {
-    if (corkedStream !== undefined) return
-    corkedStream = client.stream
-    corkedStream.cork()
-    setImmediate(sendBatch)
-  }
-  function sendBatch (): void {
-    const stream = corkedStream
-    if (stream === undefined) return
-    corkedStream = undefined
-    stream.uncork()
+    if (corked) return
+    const stream = client.stream
+    stream.cork()
+    corked = true
+    setImmediate(() => {
+      corked = false
+      stream.uncork()
+    })
   }
 
   async function run<T> (command: (redis: Redis) => Promise<T>, options: RunOptions = {}): Promise<T | RedisUnavailable> {
     if (!usable()) return REDIS_UNAVAILABLE
     if (options.write === true && clock.now() < writesPausedUntil) return REDIS_UNAVAILABLE
-    if (options.batched === true) batchWrites()
-    else sendBatch()
+    batchWrites()
     try {
       const result = await withinCommandTimeout(command(client))
       if (clock.now() >= suspendedUntil) setUp(true)

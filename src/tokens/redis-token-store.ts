@@ -278,7 +278,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
       // The counter is a write: while Redis refuses writes, the read goes alone and the caller is
       // counted in process memory.
       if (!link.writable()) return { token: await lookedUp(key, hash, await read(key, hash)), count: undefined }
-      const answer = await link.run(() => countAndRead([counter.redisKey, tokenKey(hash), generationKey(hash)], [counter.windowMs]), { batched: true })
+      const answer = await link.run(() => countAndRead([counter.redisKey, tokenKey(hash), generationKey(hash)], [counter.windowMs]))
       if (answer === REDIS_UNAVAILABLE) {
         // Refused as a write (Redis just ran out of memory, say): reads may still work. Unreachable: no
         // second wait for it.
