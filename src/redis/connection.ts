@@ -307,28 +307,9 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     return client.status === 'ready' && clock.now() >= suspendedUntil
   }
 
-  /**
-   * Commands issued in one turn of the event loop leave in one write: the connection is corked at the
-   * first and uncorked once the turn's I/O callbacks have run (setImmediate). Under load many requests
-   * come in per turn, and a write per command was the largest single cost of a Redis-mode hit; alone,
-   * a command waits for nothing but the rest of the turn.
-   */
-  let corked = false
-  function batchWrites (): void {
-    if (corked) return
-    const stream = client.stream
-    stream.cork()
-    corked = true
-    setImmediate(() => {
-      corked = false
-      stream.uncork()
-    })
-  }
-
   async function run<T> (command: (redis: Redis) => Promise<T>, options: RunOptions = {}): Promise<T | RedisUnavailable> {
     if (!usable()) return REDIS_UNAVAILABLE
     if (options.write === true && clock.now() < writesPausedUntil) return REDIS_UNAVAILABLE
-    batchWrites()
     try {
       const result = await withinCommandTimeout(command(client))
       if (clock.now() >= suspendedUntil) setUp(true)
