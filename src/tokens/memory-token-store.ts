@@ -25,7 +25,7 @@ export interface MemoryTokenStore extends TokenStore {
   clear: () => void
 }
 
-/** Twelve characters (see identityFingerprint), then the issue time in base 36, then the token. */
+/** Twelve characters (see identityFingerprint), then the time it was issued in base 36, then the token. */
 const FINGERPRINT_CHARS = 12
 const ISSUED_AT_CHARS = 9
 
