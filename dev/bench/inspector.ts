@@ -33,34 +33,38 @@ async function connect (inspectPort: number): Promise<InspectorSession> {
   return { call, close: () => socket.close() }
 }
 
-/** A full garbage collection, and the heap left afterwards. */
-export async function collectGarbage (inspectPort: number): Promise<{ usedBytes: number }> {
+/** Runs `use` with a session to the process, closed afterwards whatever happens. */
+async function withSession<T> (inspectPort: number, use: (session: InspectorSession) => Promise<T>): Promise<T> {
   const session = await connect(inspectPort)
   try {
+    return await use(session)
+  } finally {
+    session.close()
+  }
+}
+
+/** A full garbage collection, and the heap left afterwards. */
+export async function collectGarbage (inspectPort: number): Promise<{ usedBytes: number }> {
+  return withSession(inspectPort, async session => {
     await session.call('HeapProfiler.enable')
     // Twice: the first pass can leave objects whose finalizers or weak callbacks free more on the second.
     await session.call('HeapProfiler.collectGarbage')
     await session.call('HeapProfiler.collectGarbage')
     const usage = await session.call('Runtime.getHeapUsage')
     return { usedBytes: Number(usage.usedSize) }
-  } finally {
-    session.close()
-  }
+  })
 }
 
 /** A CPU profile (the `.cpuprofile` format) of the process while `work` runs, and what `work` returned. */
 export async function cpuProfileDuring<T> (inspectPort: number, work: () => Promise<T>, samplingIntervalUs = 100): Promise<{ profile: unknown; result: T }> {
-  const session = await connect(inspectPort)
-  try {
+  return withSession(inspectPort, async session => {
     await session.call('Profiler.enable')
     await session.call('Profiler.setSamplingInterval', { interval: samplingIntervalUs })
     await session.call('Profiler.start')
     const result = await work()
     const { profile } = await session.call('Profiler.stop')
     return { profile, result }
-  } finally {
-    session.close()
-  }
+  })
 }
 
 /**
@@ -69,14 +73,11 @@ export async function cpuProfileDuring<T> (inspectPort: number, work: () => Prom
  * garbage collector's share of CPU comes from.
  */
 export async function allocationsDuring<T> (inspectPort: number, work: () => Promise<T>, samplingIntervalBytes = 16_384): Promise<{ profile: unknown; result: T }> {
-  const session = await connect(inspectPort)
-  try {
+  return withSession(inspectPort, async session => {
     await session.call('HeapProfiler.enable')
     await session.call('HeapProfiler.startSampling', { samplingInterval: samplingIntervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
     const result = await work()
     const { profile } = await session.call('HeapProfiler.stopSampling')
     return { profile, result }
-  } finally {
-    session.close()
-  }
+  })
 }

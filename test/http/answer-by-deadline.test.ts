@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
-import { createAnswerByDeadline } from '../../src/http/answer-by-deadline.js'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { type AnswerByDeadline, createAnswerByDeadline } from '../../src/http/answer-by-deadline.js'
 import { registerProblemHandlers } from '../../src/http/problem.js'
 import { baseEnv, bearer, captureLogs, manualClock, signSession, startEmulator, startService, until } from '../helper.js'
 
@@ -71,15 +71,20 @@ t.test('a JWKS refetch that never answers: 504 upstream_timeout at the deadline,
   t.ok(logs.lines().some(entry => entry.msg === 'answered at the deadline while a stage was still working'), 'the backstop says it answered')
 })
 
-t.test('the backstop on its own: a request held past its deadline gets 504 once the clock passes it, one in time is left alone, and nothing stays watched', async t => {
+/** A bare app with the backstop (1 s budget, a clock the test moves) and the hooks for the routes it guards. */
+function guardedApp (t: Test): { clock: ReturnType<typeof manualClock>; app: FastifyInstance; guard: AnswerByDeadline; hooks: Pick<AnswerByDeadline, 'onRequest' | 'onResponse' | 'onRequestAbort'> } {
   const clock = manualClock(Date.parse('2026-12-05T12:00:00Z'))
   const app = Fastify()
   const guard = createAnswerByDeadline(app, { budgetMs: 1000, clock, sweepEveryMs: 5 })
   registerProblemHandlers(app)
   t.teardown(async () => { guard.close(); await app.close() })
+  return { clock, app, guard, hooks: { onRequest: guard.onRequest, onResponse: guard.onResponse, onRequestAbort: guard.onRequestAbort } }
+}
+
+t.test('the backstop on its own: a request held past its deadline gets 504 once the clock passes it, one in time is left alone, and nothing stays watched', async t => {
+  const { clock, app, guard, hooks } = guardedApp(t)
   let release: () => void = () => {}
   const held = new Promise<void>(resolve => { release = resolve })
-  const hooks = { onRequest: guard.onRequest, onResponse: guard.onResponse, onRequestAbort: guard.onRequestAbort }
   app.get('/held', hooks, async (_request, reply) => { await held; return reply.sent ? reply : { late: true } })
   app.get('/quick', hooks, async () => ({ quick: true }))
 
@@ -100,13 +105,8 @@ t.test('the backstop on its own: a request held past its deadline gets 504 once 
 })
 
 t.test('the backstop watches requests in the order they came, whichever of them answers first', async t => {
-  const clock = manualClock(Date.parse('2026-12-05T12:00:00Z'))
-  const app = Fastify()
-  const guard = createAnswerByDeadline(app, { budgetMs: 1000, clock, sweepEveryMs: 5 })
-  registerProblemHandlers(app)
-  t.teardown(async () => { guard.close(); await app.close() })
+  const { clock, app, guard, hooks } = guardedApp(t)
   const releases = new Map<string, () => void>()
-  const hooks = { onRequest: guard.onRequest, onResponse: guard.onResponse, onRequestAbort: guard.onRequestAbort }
   app.get<{ Params: { name: string } }>('/held/:name', hooks, async (request, reply) => {
     await new Promise<void>(resolve => releases.set(request.params.name, resolve))
     return reply.sent ? reply : { answered: request.params.name }
