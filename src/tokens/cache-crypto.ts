@@ -35,6 +35,7 @@ export interface CacheCrypto {
  */
 interface Remembered {
   ring: readonly string[]
+  email?: string
   emailHash?: string
   opened?: { redisKey: string; sealed: Buffer; entry: CachedToken | undefined }
 }
@@ -116,7 +117,11 @@ export function createCacheCrypto (keys: string | (() => readonly string[])): Ca
       const current = ring()
       if (owner === undefined) return hashWith(current[0]!, email)
       const record = recordOf(owner, current)
-      record.emailHash ??= hashWith(current[0]!, email)
+      // An owner names one identity; a different email is worked out afresh, never answered from it.
+      if (record.emailHash === undefined || record.email !== email) {
+        record.email = email
+        record.emailHash = hashWith(current[0]!, email)
+      }
       return record.emailHash
     },
     olderEmailHashes: email => ring().slice(1).map(material => hashWith(material, email)),

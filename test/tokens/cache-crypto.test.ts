@@ -44,6 +44,8 @@ t.test('what an owner remembers ends with the key ring it was worked out under',
   const owner = {}
   const oldHash = crypto.emailHash('ada@example.com', owner)
   t.equal(oldHash, crypto.emailHash('ada@example.com'), 'the same hash as without an owner')
+  t.equal(crypto.emailHash('grace@example.com', owner), crypto.emailHash('grace@example.com'), 'another email under the same owner is hashed afresh')
+  t.equal(crypto.emailHash('ada@example.com', owner), oldHash)
   const sealed = crypto.seal('ct:v1:t:abc', ENTRY)
   t.same(crypto.open('ct:v1:t:abc', sealed, owner), ENTRY)
 
