@@ -92,7 +92,7 @@ async function measureRedis (stack: RedisStack, run: () => Promise<LoadResult>):
 }
 
 function redisRow (scenario: string, runs: RedisMeasured[], notes: string, baselineRps: number, withRedis = true): Row {
-  if (!withRedis) return { ...row(scenario, runs, `${notes}; replicas on core ${SERVER_CPU}; server CPU and RSS summed over the replicas`, baselineRps) }
+  if (!withRedis) return row(scenario, runs, `${notes}; replicas on core ${SERVER_CPU}; server CPU and RSS summed over the replicas`, baselineRps)
   const redisShare = spread(runs.map(run => run.redisCpuShare * 100))
   const commands = spread(runs.map(run => run.redisCommandsPerRequest))
   const placement = `replicas on core ${SERVER_CPU}, Redis on core ${REDIS_CPU} with the load generator${REDIS_CPU === LOAD_CPU ? '' : ` (core ${LOAD_CPU})`}`
