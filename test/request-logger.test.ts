@@ -1,5 +1,5 @@
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import { createLoggers } from '../src/logging.js'
 import { RequestLogger, requestLoggerFactory } from '../src/request-logger.js'
@@ -25,7 +25,7 @@ function countingLogger (): { logger: FastifyBaseLogger; children: () => number;
 
 t.test('a request that logs nothing makes no child logger; one that logs writes what a child would, request id and redaction included', async t => {
   const { logger, children, lines } = countingLogger()
-  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, childLoggerFactory: requestLoggerFactory })
+  const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), childLoggerFactory: requestLoggerFactory })
   t.teardown(() => app.close())
   app.get('/quiet', async () => ({ ok: true }))
   app.get('/talks', async request => {
