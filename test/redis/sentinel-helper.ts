@@ -75,7 +75,8 @@ function connection (port: number): Redis {
 
 async function startNode (t: Teardown, dir: string, replicaOf?: number): Promise<RedisProcess> {
   const port = await freePort()
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  // A replica's full sync starts at once: by default a master waits 5 s for more replicas to share it.
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--repl-diskless-sync-delay', '0']
   if (replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(replicaOf))
   const child = await startRedisProcess(t, args, 'Ready to accept connections')
   return {
@@ -89,7 +90,12 @@ async function startNode (t: Teardown, dir: string, replicaOf?: number): Promise
   }
 }
 
-export async function startSentinelTopology (t: Teardown): Promise<SentinelTopology> {
+/**
+ * A master, its replica and three Sentinels monitoring them. By default it returns once a failover
+ * could happen; `{ failover: false }` returns as soon as the replica is in sync, for a test that only
+ * asks the Sentinels where the master is.
+ */
+export async function startSentinelTopology (t: Teardown, options: { failover?: boolean } = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'chat-token-sentinel-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const master = await startNode(t, dir)
@@ -117,7 +123,7 @@ export async function startSentinelTopology (t: Teardown): Promise<SentinelTopol
   t.teardown(() => { sentinel.disconnect(); inspector.disconnect() })
   await until('the replica is in sync', async () => /master_link_status:up/.test(await inspector.info('replication')), 20_000)
   // A failover needs every Sentinel to know the replica and the other Sentinels (hello messages, every 2 s).
-  await until('the Sentinels know the replica and each other', async () => {
+  if (options.failover !== false) await until('the Sentinels know the replica and each other', async () => {
     for (const port of sentinelPorts) {
       const asked = connection(port)
       try {
