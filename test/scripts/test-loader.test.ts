@@ -54,6 +54,17 @@ t.test('a .ts module becomes an ES module, a statement to a line, with its origi
   t.same(imported.Third, { 1: 'A', A: 1 })
 })
 
+t.test('a changed source is transpiled again, not served from the cache', async t => {
+  const path = join(folder(), 'changing.ts')
+  const url = pathToFileURL(path).href
+  for (const value of [1, 2, 1]) {
+    writeFileSync(path, `export const value: number = ${value}\n`)
+    const { source } = await loadHook(url, {}, refuse)
+    t.match(source, new RegExp(`^const value = ${value};$`, 'm'), `value ${value}`)
+    t.same(decodedSourceMap(source).sourcesContent, [`export const value: number = ${value}\n`])
+  }
+})
+
 t.test('anything but .ts goes to the next loader untouched', async t => {
   const seen: string[] = []
   const next: Next = async url => { seen.push(url); return { format: 'module', source: '' } }
