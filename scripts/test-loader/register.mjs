@@ -4,7 +4,8 @@
 // test process, about 2.5 s of CPU per test file before the first test runs; tsx prints each module
 // on one line (esbuild's whitespace minification), and coverage, which counts by line, then shrinks to
 // one statement a file. This transpiles with esbuild, a statement to a line, and inlines a source map
-// with the original text, so coverage reports against the .ts sources. Types are not checked here: `npm run typecheck` does.
+// with the original text, so coverage reports against the .ts sources. Types are not checked here:
+// `npm run typecheck` does.
 import { register } from 'node:module'
 
 register('./hooks.mjs', import.meta.url)
