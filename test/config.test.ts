@@ -5,6 +5,7 @@ import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config/load-config.js'
 import type { Env } from '../src/config/types.js'
 import { PUBLISHED_DEMO_SECRETS } from '../src/config/jwt-settings.js'
+import { TS_LOADER } from './process-helper.js'
 
 const SECRET = 'a-config-test-secret-of-at-least-32-bytes'
 const minimal: Env = { HUBSPOT_ACCESS_TOKEN: 'pat-test', JWT_SECRET: SECRET }
@@ -152,7 +153,7 @@ t.test('parsed forms of structured variables', async t => {
 })
 
 t.test('the process stops with exit code 1 and one message listing every problem', async t => {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const result = spawnSync(process.execPath, ['--import', TS_LOADER, 'src/server.ts'], {
     env: { PATH: process.env.PATH, PORT: 'x', HUBSPOT_TIMEOUT_MS: '1' },
     encoding: 'utf8',
     timeout: 20_000

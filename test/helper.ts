@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config/load-config.js'
 import { DEFAULT_REDIS_KEY_PREFIX } from '../src/redis/connection.js'
 import { defaultPendingForgetsFile } from '../src/tokens/pending-forgets.js'
 import { createHubSpotEmulator, type EmulatorOptions, type EmulatorStats, type HubSpotEmulator } from '../dev/hubspot-emulator/emulator.js'
+import { TS_LOADER } from './process-helper.js'
 
 /**
  * Shared test fixtures, no stubs: a real emulator (on a socket) and, per test, the service built with
@@ -161,7 +162,7 @@ export function manualClock (start = Date.parse('2026-11-26T09:00:00Z')): { now:
  * when it arrives, as HubSpot does, instead of whenever the loaded test process gets round to it.
  */
 export async function startEmulatorProcess (t: Teardown, args: string[] = []): Promise<{ url: string; stats: () => Promise<EmulatorStats> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', ACCESS_TOKEN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', TS_LOADER, 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', ACCESS_TOKEN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const url = await new Promise<string>((resolve, reject) => {
     let output = ''

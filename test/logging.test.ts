@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ACCESS_TOKEN, JWT_SECRET, baseEnv, bearer, build, captureLogs, signSession, startEmulator, startJwksServer, until } from './helper.js'
-import { PROJECT_ROOT, runToExit, TSX_LOADER } from './process-helper.js'
+import { PROJECT_ROOT, runToExit, TS_LOADER } from './process-helper.js'
 import { createEmailHasher, createLoggers } from '../src/logging.js'
 
 /**
@@ -97,7 +97,7 @@ t.test('a logged err is its type, message and code: no "Object" type and no empt
 /** A script that logs through the service's own loggers on stdout, as a separate process. */
 function loggingScript (body: string): string[] {
   const logging = JSON.stringify(join(PROJECT_ROOT, 'src/logging.ts'))
-  return ['--import', TSX_LOADER, '--input-type=module', '-e', `import { createLoggers } from ${logging}\nconst loggers = createLoggers('info')\n${body}`]
+  return ['--import', TS_LOADER, '--input-type=module', '-e', `import { createLoggers } from ${logging}\nconst loggers = createLoggers('info')\n${body}`]
 }
 
 const accessLine = (n: number): string => `loggers.access({ reqId: 'r${n}', method: 'GET', path: '/chat-token', status: 200, ms: 0.1, code: undefined, user: undefined })`

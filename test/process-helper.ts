@@ -3,15 +3,20 @@ import { mkdtempSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 /** Running the project's entry points as real processes, for what they print and how they exit. */
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
-/** tsx as a loader, so `node --import <it> file.ts` runs sources without a build. */
-export const TSX_LOADER = import.meta.resolve('tsx')
+/**
+ * The tests' own TypeScript loader, so `node --import <it> file.ts` runs sources without a build. A
+ * process started under tap records coverage too (tap carries its coverage hook into child processes),
+ * and it must transpile as the test processes do: coverage of one file from two differently printed
+ * versions would not add up (tsx prints each module on one line).
+ */
+export const TS_LOADER = pathToFileURL(`${PROJECT_ROOT}scripts/test-loader/register.mjs`).href
 
 export interface Finished {
   code: number | null

@@ -7,18 +7,18 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { Pool, request } from 'undici'
 import { ACCESS_TOKEN, JWT_SECRET, bearer, signSession, startEmulator } from './helper.js'
+import { TS_LOADER } from './process-helper.js'
 
 /**
- * The real process: src/server.ts through tsx, configured by environment only, started in an empty
+ * The real process: src/server.ts through the tests' TypeScript loader, configured by environment only, started in an empty
  * directory (so a developer's .env cannot leak in), with the HubSpot emulator in this process.
  */
 
-// Five real processes, each compiling the sources through tsx at start: on a busy 2-core CI machine
+// Five real processes, each compiling the sources at start: on a busy 2-core CI machine
 // that outgrows the suite's 60 s per-file timeout.
 t.setTimeout(240_000)
 
 const serverEntry = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-const tsxLoader = import.meta.resolve('tsx')
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 type LogLine = Record<string, unknown>
@@ -34,7 +34,7 @@ interface ServerProcess {
 }
 
 function startServer (t: Teardown, env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', tsxLoader, serverEntry], {
+  const child = spawn(process.execPath, ['--import', TS_LOADER, serverEntry], {
     cwd: mkdtempSync(join(tmpdir(), 'chat-token-server-')),
     // Only what the service needs: the test runner's own NODE_OPTIONS and loaders stay out.
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },

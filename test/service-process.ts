@@ -2,10 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PROJECT_ROOT, TSX_LOADER } from './process-helper.js'
+import { PROJECT_ROOT, TS_LOADER } from './process-helper.js'
 
 /**
- * The service as a process of its own (src/server.ts through tsx), for what only a process has: signals
+ * The service as a process of its own (src/server.ts through the tests' TypeScript loader), for what only a process has: signals
  * (SIGHUP), and environment read at start (NODE_EXTRA_CA_CERTS). Its JSON log lines are kept.
  */
 
@@ -21,7 +21,7 @@ export interface ServiceProcess {
 }
 
 export async function startServiceProcess (t: Teardown, env: Record<string, string>): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(PROJECT_ROOT, 'src/server.ts')], {
+  const child = spawn(process.execPath, ['--import', TS_LOADER, join(PROJECT_ROOT, 'src/server.ts')], {
     cwd: mkdtempSync(join(tmpdir(), 'chat-token-process-')),
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']

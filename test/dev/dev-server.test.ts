@@ -17,6 +17,9 @@ t.test('npm run dev serves /chat-identity.js', async t => {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
+      // tap carries its coverage hook into child processes; this one runs the sources through tsx, which
+      // prints each module on one line, and that coverage would not add up with the tests' own.
+      _TAPJS_PROCESSINFO_COVERAGE_: '0',
       PORT: '0',
       HOST: '127.0.0.1',
       METRICS_PORT: '0',

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { CliUsageError, parseCliArgs, parseRateLimit } from '../../dev/hubspot-emulator/cli-args.js'
+import { TS_LOADER } from '../process-helper.js'
 
 t.test('defaults: port 8090 and nothing else set', async t => {
   t.same(parseCliArgs([], {}), { kind: 'run', options: { port: 8090 }, faults: undefined })
@@ -88,7 +89,7 @@ t.test('bad flags and values are usage errors', async t => {
 })
 
 t.test('the CLI prints its URL, serves, and exits cleanly on SIGTERM', async t => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', 'cli-token'], {
+  const child = spawn(process.execPath, ['--import', TS_LOADER, 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', 'cli-token'], {
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => {
@@ -111,7 +112,7 @@ t.test('the CLI prints its URL, serves, and exits cleanly on SIGTERM', async t =
 })
 
 t.test('the CLI exits 1 on a bad flag', async t => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/hubspot-emulator/cli.ts', '--rate-limit', 'lots'], {
+  const child = spawn(process.execPath, ['--import', TS_LOADER, 'dev/hubspot-emulator/cli.ts', '--rate-limit', 'lots'], {
     stdio: ['ignore', 'ignore', 'pipe']
   })
   let stderr = ''

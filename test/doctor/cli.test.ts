@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { parseDoctorArgs, USAGE, UsageError } from '../../src/doctor/args.js'
 import { ACCESS_TOKEN, JWT_SECRET, signSession, startEmulator } from '../helper.js'
-import { hasStackTrace, PROJECT_ROOT, runToExit, TSX_LOADER } from '../process-helper.js'
+import { hasStackTrace, PROJECT_ROOT, runToExit, TS_LOADER } from '../process-helper.js'
 
 /** The doctor as a process: arguments, environment and ./.env, human and JSON output, exit codes. */
 
@@ -13,7 +13,7 @@ t.setTimeout(180_000)
 
 const cli = `${PROJECT_ROOT}src/doctor/cli.ts`
 const runDoctor = (args: string[], env: Record<string, string>, options: { input?: string; cwd?: string } = {}) =>
-  runToExit(process.execPath, ['--import', TSX_LOADER, cli, ...args], { env, ...options })
+  runToExit(process.execPath, ['--import', TS_LOADER, cli, ...args], { env, ...options })
 
 t.test('every check passing: human output and exit 0; --jwt - reads the token from stdin; no secret printed', async t => {
   const emulator = await startEmulator(t)

@@ -4,16 +4,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ACCESS_TOKEN, JWT_SECRET } from '../helper.js'
+import { TS_LOADER } from '../process-helper.js'
 
 /**
- * The real service as a child process (src/server.ts through tsx), configured by environment only and
+ * The real service as a child process (src/server.ts through the tests' TypeScript loader), configured by environment only and
  * started in an empty directory, so a developer's .env cannot leak in.
  */
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
 const serverEntry = fileURLToPath(new URL('../../src/server.ts', import.meta.url))
-const tsxLoader = import.meta.resolve('tsx')
 
 export interface ServiceProcess {
   url: string
@@ -24,7 +24,7 @@ export interface ServiceProcess {
 }
 
 export async function startServiceProcess (t: Teardown, env: Record<string, string>, nodeArgs: string[] = []): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', tsxLoader, ...nodeArgs, serverEntry], {
+  const child = spawn(process.execPath, ['--import', TS_LOADER, ...nodeArgs, serverEntry], {
     cwd: mkdtempSync(join(tmpdir(), 'chat-token-telemetry-')),
     env: {
       PATH: process.env.PATH ?? '',

@@ -15,7 +15,7 @@ import { childrenOf, descendantsOf, outline, spansOfTrace } from './span-tree.js
  * back as a tree.
  */
 
-// Starting the service through tsx on a busy 2-core machine takes several seconds.
+// Starting the service as a process on a busy 2-core machine takes several seconds.
 t.setTimeout(180_000)
 
 const SPAN_KIND_SERVER = 2
