@@ -1,3 +1,4 @@
+/* global process */
 // `node --import ./scripts/test-loader/register.mjs file.ts`: runs TypeScript sources under tap.
 //
 // Why not tap's TypeScript plugin (ts-node) or tsx: ts-node loads the TypeScript compiler into every
@@ -8,4 +9,7 @@
 // `npm run typecheck` does.
 import { register } from 'node:module'
 
+// Stack traces and coverage read the inline source maps; tap turns this on in its test processes, and
+// this turns it on in the processes the tests start (whose coverage tap records too).
+process.setSourceMapsEnabled(true)
 register('./hooks.mjs', import.meta.url)
