@@ -20,7 +20,8 @@ if (group !== 'all' && group !== 'serial' && group !== 'parallel') {
   process.stderr.write('usage: node scripts/test-group.mjs all|serial|parallel [tap options]\n')
   process.exit(2)
 }
-const serial = parse(readFileSync(`${root}.taprc`, 'utf8')).serial ?? []
+const taprc = parse(readFileSync(`${root}.taprc`, 'utf8'))
+const serial = taprc.serial ?? []
 const missing = serial.filter(path => !existsSync(`${root}${path}`))
 if (missing.length > 0) {
   process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
@@ -71,7 +72,7 @@ if (existsSync(keptCoverage)) {
   rmSync(keptCoverage, { recursive: true, force: true })
 }
 if (coverage) {
-  const reporters = parse(readFileSync(`${root}.taprc`, 'utf8'))['coverage-report'] ?? ['text-summary']
+  const reporters = taprc['coverage-report'] ?? ['text-summary']
   runs.push({ ...await runTap(['report', ...reporters]), summary: '' })
 }
 
