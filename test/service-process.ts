@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import { PROJECT_ROOT, TS_LOADER } from './process-helper.js'
 
 /**
- * The service as a process of its own (src/server.ts through the tests' TypeScript loader), for what only a process has: signals
- * (SIGHUP), and environment read at start (NODE_EXTRA_CA_CERTS). Its JSON log lines are kept.
+ * The service as a process of its own (src/server.ts through the tests' TypeScript loader), for what
+ * only a process has: signals (SIGHUP), and environment read at start (NODE_EXTRA_CA_CERTS). Its JSON
+ * log lines are kept.
  */
 
 type Teardown = { teardown: (fn: () => unknown) => void }

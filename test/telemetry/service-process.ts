@@ -7,8 +7,8 @@ import { ACCESS_TOKEN, JWT_SECRET } from '../helper.js'
 import { TS_LOADER } from '../process-helper.js'
 
 /**
- * The real service as a child process (src/server.ts through the tests' TypeScript loader), configured by environment only and
- * started in an empty directory, so a developer's .env cannot leak in.
+ * The real service as a child process (src/server.ts through the tests' TypeScript loader), configured
+ * by environment only and started in an empty directory, so a developer's .env cannot leak in.
  */
 
 type Teardown = { teardown: (fn: () => unknown) => void }
