@@ -10,8 +10,9 @@ import { ACCESS_TOKEN, JWT_SECRET, bearer, signSession, startEmulator } from './
 import { TS_LOADER } from './process-helper.js'
 
 /**
- * The real process: src/server.ts through the tests' TypeScript loader, configured by environment only, started in an empty
- * directory (so a developer's .env cannot leak in), with the HubSpot emulator in this process.
+ * The real process: src/server.ts through the tests' TypeScript loader, configured by environment only,
+ * started in an empty directory (so a developer's .env cannot leak in), with the HubSpot emulator in
+ * this process.
  */
 
 // Five real processes, each compiling the sources at start: on a busy 2-core CI machine
