@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+// The project is the working directory (npm runs scripts from the package root); tap is this one's.
+const root = `${process.cwd()}/`
 const [group, ...options] = process.argv.slice(2)
 if (group !== 'all' && group !== 'serial' && group !== 'parallel') {
   process.stderr.write('usage: node scripts/test-group.mjs all|serial|parallel [tap options]\n')
@@ -32,7 +33,7 @@ const groupArgs = {
   parallel: serial.map(path => `--exclude=${path}`)
 }
 
-const tap = `${root}node_modules/tap/dist/esm/run.mjs`
+const tap = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
 const SUMMARY = /^# \{ total: .*\}\s*$/m
 
 /** Runs tap, passing its output through; resolves with its exit code and its closing count line. */

@@ -33,8 +33,8 @@ export async function resolve(specifier, context, nextResolve) {
   try {
     return await nextResolve(specifier, context)
   } catch (error) {
-    const relative = specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('file:')
-    if (!relative || !specifier.endsWith('.js') || error?.code !== 'ERR_MODULE_NOT_FOUND') throw error
+    const aPath = specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('file:')
+    if (!aPath || !specifier.endsWith('.js') || error?.code !== 'ERR_MODULE_NOT_FOUND') throw error
     return nextResolve(`${specifier.slice(0, -'.js'.length)}.ts`, context)
   }
 }
