@@ -25,39 +25,66 @@ function parseNotice (parts: string[]): FillNotice | undefined {
   }
 }
 
-export interface NoticeWait {
-  /** The holder's notice, or undefined when `ms` passed first (time to poll). */
-  notice: Promise<FillNotice | undefined>
-  cancel: () => void
+/**
+ * One waiter's ear on the channel for one identity, open for as long as it waits. A notice that
+ * arrives while the waiter is busy between two waits (reading the cache, retrying the lock) is kept
+ * for its next wait rather than lost.
+ */
+export interface NoticeListener {
+  /** A notice heard since the last call, or the next one; undefined when `ms` pass first (time to poll). */
+  next: (ms: number) => Promise<FillNotice | undefined>
+  /** A failure heard and not yet taken by `next`. */
+  heardFailure: () => ServiceError | undefined
+  close: () => void
 }
 
-/** Waiters by identity hash, woken by the subscriber connection. */
+/** Listeners by identity hash, fed by the subscriber connection. */
 export class FillNotices {
-  readonly #waiters = new Map<string, Set<(notice: FillNotice) => void>>()
+  readonly #listeners = new Map<string, Set<(notice: FillNotice) => void>>()
 
   deliver (message: string): void {
     const parts = message.split(' ')
-    const waiters = this.#waiters.get(parts[0] ?? '')
+    const listeners = this.#listeners.get(parts[0] ?? '')
     const notice = parseNotice(parts)
-    if (waiters === undefined || notice === undefined) return
-    for (const wake of waiters) wake(notice)
+    if (listeners === undefined || notice === undefined) return
+    for (const hear of listeners) hear(notice)
   }
 
-  /** Registers at once, so a notice published right after this call is not missed. */
-  wait (hash: string, ms: number): NoticeWait {
-    let settle: (notice: FillNotice | undefined) => void = () => {}
-    const notice = new Promise<FillNotice | undefined>(resolve => { settle = resolve })
-    const finish = (value: FillNotice | undefined): void => {
+  /** Listens from this call on, so a notice published right after it is not missed. */
+  listen (hash: string): NoticeListener {
+    let heard: FillNotice | undefined
+    let wake: ((notice: FillNotice | undefined) => void) | undefined
+    let timer: NodeJS.Timeout | undefined
+    const answer = (notice: FillNotice | undefined): void => {
       clearTimeout(timer)
-      const waiters = this.#waiters.get(hash)
-      waiters?.delete(finish)
-      if (waiters?.size === 0) this.#waiters.delete(hash)
-      settle(value)
+      const resolve = wake
+      wake = undefined
+      resolve?.(notice)
     }
-    const timer = setTimeout(finish, ms, undefined)
-    const waiters = this.#waiters.get(hash) ?? new Set()
-    waiters.add(finish)
-    this.#waiters.set(hash, waiters)
-    return { notice, cancel: () => finish(undefined) }
+    const hear = (notice: FillNotice): void => {
+      if (wake !== undefined) return answer(notice)
+      // A failure outranks an "ok" heard before it: the waiter must not mint where a holder just failed.
+      if (heard === undefined || !notice.ok) heard = notice
+    }
+    const listeners = this.#listeners.get(hash) ?? new Set()
+    listeners.add(hear)
+    this.#listeners.set(hash, listeners)
+    return {
+      next: ms => {
+        const kept = heard
+        heard = undefined
+        if (kept !== undefined) return Promise.resolve(kept)
+        return new Promise(resolve => {
+          wake = resolve
+          timer = setTimeout(answer, ms, undefined)
+        })
+      },
+      heardFailure: () => heard?.ok === false ? heard.error : undefined,
+      close: () => {
+        answer(undefined)
+        listeners.delete(hear)
+        if (listeners.size === 0 && this.#listeners.get(hash) === listeners) this.#listeners.delete(hash)
+      }
+    }
   }
 }

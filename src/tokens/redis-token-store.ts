@@ -234,37 +234,49 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   async function mintOnce (key: CacheKey, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     const hash = crypto.emailHash(key.email, key)
     if (!link.writable()) return fillLocally(key, hash, deadline, mint)
-    let pollMs = FIRST_POLL_MIN_MS + random() * (FIRST_POLL_MAX_MS - FIRST_POLL_MIN_MS)
-    for (;;) {
-      const waiting = notices.wait(hash, Math.min(pollMs, Math.max(1, deadline.remainingMs())))
-      const owner = randomBytes(16).toString('base64url')
-      let sent = false
-      const taken = await link.run(redis => {
-        sent = true
-        return redis.set(lockKey(hash), owner, 'PX', lockTtlMs, 'NX')
-      }, { write: true })
-      if (taken === REDIS_UNAVAILABLE) {
-        waiting.cancel()
-        // The SET may have reached Redis after we stopped waiting for it: release it once Redis is back.
-        // Only if it was sent and Redis did not answer: a refusal took nothing, and while Redis is
-        // suspended nothing leaves.
-        if (sent && !link.isUp() && pendingReleases.size < MAX_PENDING) pendingReleases.set(owner, hash)
-        return fillLocally(key, hash, deadline, mint)
+    // Listening starts before the first try for the lock and lasts the whole wait: a holder's notice
+    // that comes while this waiter reads the cache between two waits is not lost.
+    const listener = notices.listen(hash)
+    try {
+      let pollMs = FIRST_POLL_MIN_MS + random() * (FIRST_POLL_MAX_MS - FIRST_POLL_MIN_MS)
+      for (;;) {
+        const owner = randomBytes(16).toString('base64url')
+        let sent = false
+        const taken = await link.run(redis => {
+          sent = true
+          return redis.set(lockKey(hash), owner, 'PX', lockTtlMs, 'NX')
+        }, { write: true })
+        if (taken === REDIS_UNAVAILABLE) {
+          // The SET may have reached Redis after we stopped waiting for it: release it once Redis is back.
+          // Only if it was sent and Redis did not answer: a refusal took nothing, and while Redis is
+          // suspended nothing leaves.
+          if (sent && !link.isUp() && pendingReleases.size < MAX_PENDING) pendingReleases.set(owner, hash)
+          return await fillLocally(key, hash, deadline, mint)
+        }
+        if (taken === 'OK') {
+          // Free because the holder this request waited on has just failed (its notice goes out before
+          // its release): answer that failure rather than call HubSpot once more per waiter.
+          const failure = listener.heardFailure()
+          if (failure !== undefined) {
+            void release(hash, owner)
+            throw failure
+          }
+          listener.close()
+          return await holdAndMint(key, hash, owner, mint)
+        }
+        const notice = await listener.next(Math.min(pollMs, Math.max(1, deadline.remainingMs())))
+        if (notice?.ok === false) throw notice.error
+        const found = await read(key, hash)
+        if (found === REDIS_UNAVAILABLE) return await fillLocally(key, hash, deadline, mint)
+        if (found.token !== undefined) return found.token
+        if (deadline.expired) {
+          throw new ServiceError('upstream_timeout', 'Another request was minting this token and did not finish before the deadline')
+        }
+        // The next SET NX takes over if the holder died; only one waiter can win it, so there is no herd.
+        pollMs = Math.min(pollMs * 2, MAX_POLL_MS)
       }
-      if (taken === 'OK') {
-        waiting.cancel()
-        return holdAndMint(key, hash, owner, mint)
-      }
-      const notice = await waiting.notice
-      if (notice?.ok === false) throw notice.error
-      const found = await read(key, hash)
-      if (found === REDIS_UNAVAILABLE) return fillLocally(key, hash, deadline, mint)
-      if (found.token !== undefined) return found.token
-      if (deadline.expired) {
-        throw new ServiceError('upstream_timeout', 'Another request was minting this token and did not finish before the deadline')
-      }
-      // The next SET NX takes over if the holder died; only one waiter can win it, so there is no herd.
-      pollMs = Math.min(pollMs * 2, MAX_POLL_MS)
+    } finally {
+      listener.close()
     }
   }
 
