@@ -161,7 +161,7 @@ export function manualClock (start = Date.parse('2026-11-26T09:00:00Z')): { now:
  * The emulator in a process of its own (`npm run emulator`), for load tests: there it stamps each call
  * when it arrives, as HubSpot does, instead of whenever the loaded test process gets round to it.
  */
-export async function startEmulatorProcess (t: Teardown, args: string[] = []): Promise<{ url: string; stats: () => Promise<EmulatorStats> }> {
+export async function startEmulatorProcess (t: Teardown, args: string[] = []): Promise<{ url: string; stats: () => Promise<EmulatorStats>; callTimes: () => Promise<number[]> }> {
   const child = spawn(process.execPath, ['--import', TS_LOADER, 'dev/hubspot-emulator/cli.ts', '--port', '0', '--tokens', ACCESS_TOKEN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const url = await new Promise<string>((resolve, reject) => {
@@ -177,7 +177,12 @@ export async function startEmulatorProcess (t: Teardown, args: string[] = []): P
     const response = await request(`${url}/__emulator/stats`)
     return await response.body.json() as EmulatorStats
   }
-  return { url, stats }
+  /** When each call arrived (the emulator's clock, which is this machine's). */
+  const callTimes = async (): Promise<number[]> => {
+    const response = await request(`${url}/__emulator/calls`)
+    return (await response.body.json() as Array<{ at: number }>).map(call => call.at)
+  }
+  return { url, stats, callTimes }
 }
 
 /** Polls a condition (not a fixed sleep): resolves as soon as it holds, fails after `ms`. */
