@@ -5,6 +5,7 @@ import type { CallTimeEstimate } from './call-time-estimate.js'
 import type { CircuitBreaker } from './circuit-breaker.js'
 import type { DailyAllowance, DailyTicket } from './daily-allowance.js'
 import { type Slot, acquireSlot, type OutboundBudget } from './outbound-budget.js'
+import type { RoundTripFloor } from './round-trip-floor.js'
 import type { ServiceEvents } from '../events.js'
 import { NO_ATTRIBUTES, STAGE_ATTRIBUTES, STAGE_SPANS, withSpan } from '../telemetry/spans.js'
 
@@ -21,6 +22,8 @@ export interface HubSpotGateOptions {
   /** The longest a call waits for a budget slot. */
   maxSlotWaitMs: number
   lateToleranceMs: number
+  /** The budget's answer times, added to the tolerance (see RoundTripFloor). */
+  roundTrip?: RoundTripFloor
 }
 
 /**
@@ -31,7 +34,7 @@ export interface HubSpotGateOptions {
  * renews that reservation instead of taking a second one.
  */
 export function createHubSpotGate (options: HubSpotGateOptions): AttemptGate {
-  const { breaker, budget, daily, callTime, events, clock, maxSlotWaitMs, lateToleranceMs } = options
+  const { breaker, budget, daily, callTime, events, clock, maxSlotWaitMs, lateToleranceMs, roundTrip } = options
 
   async function admit (deadline: Deadline): Promise<DailyTicket | undefined> {
     if (deadline.remainingMs() < callTime.needMs()) {
@@ -53,7 +56,7 @@ export function createHubSpotGate (options: HubSpotGateOptions): AttemptGate {
       const permitFor = async (missed?: Slot): Promise<SendPermit> => {
         let slot: Slot
         try {
-          slot = await withSpan(STAGE_SPANS.budgetWait, { [STAGE_ATTRIBUTES.budgetRenewal]: missed !== undefined }, () => acquireSlot(budget, deadline, { events, clock, callHeadroomMs: callTime.needMs(), maxSlotWaitMs, lateToleranceMs }, missed))
+          slot = await withSpan(STAGE_SPANS.budgetWait, { [STAGE_ATTRIBUTES.budgetRenewal]: missed !== undefined }, () => acquireSlot(budget, deadline, { events, clock, callHeadroomMs: callTime.needMs(), maxSlotWaitMs, lateToleranceMs, roundTrip }, missed))
         } catch (error) {
           // No call was made: neither the probe's turn nor the day's count was used.
           if (probe) breaker.abandonProbe()

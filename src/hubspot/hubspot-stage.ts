@@ -14,6 +14,7 @@ import { createMemoryDailyAllowance, createRedisDailyAllowance } from './daily-a
 import { createHubSpotGate } from './hubspot-gate.js'
 import { createMemoryBudget, marginMs } from './outbound-budget.js'
 import { createRedisBudget } from './redis-budget.js'
+import { RoundTripFloor } from './round-trip-floor.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -68,7 +69,9 @@ async function hubspotStagePlugin (app: FastifyInstance, options: HubSpotStageOp
     clock,
     windowMs: rateLimit.windowMs,
     maxSlotWaitMs: MAX_SLOT_WAIT_MS,
-    lateToleranceMs: marginMs(rateLimit.windowMs) / 2
+    lateToleranceMs: marginMs(rateLimit.windowMs) / 2,
+    // Never more lateness in all than the window's margin.
+    roundTrip: new RoundTripFloor(marginMs(rateLimit.windowMs) / 2)
   })
 
   const health = new HubSpotHealth()

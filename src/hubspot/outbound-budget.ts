@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RateBudget } from '../config/types.js'
 import type { Clock, Deadline } from '../deadline.js'
+import type { RoundTripFloor } from './round-trip-floor.js'
 import { ServiceError } from '../errors.js'
 import type { ServiceEvents } from '../events.js'
 
@@ -245,6 +246,8 @@ export interface AcquireOptions {
   maxSlotWaitMs: number
   /** A caller this much later than its slot confirms before calling (half the window's margin). */
   lateToleranceMs: number
+  /** Times the budget's answers: their round trip is added to the tolerance. None: answers count as instant. */
+  roundTrip?: RoundTripFloor
 }
 
 /** A granted slot: its reservation, and the latest moment the call may still be written to HubSpot. */
@@ -262,16 +265,16 @@ export interface Slot {
  * would overfill, and only otherwise does the caller queue again.
  */
 export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, options: AcquireOptions, missed?: Slot): Promise<Slot> {
-  const { clock, events, lateToleranceMs } = options
+  const { clock, events } = options
   if (missed !== undefined) {
-    const movedTo = await mayGo(budget, missed.ticket, missed.sendBy - lateToleranceMs, true, deadline, options)
-    if (movedTo !== undefined) return { ticket: missed.ticket, sendBy: movedTo + lateToleranceMs }
+    const movedTo = await mayGo(budget, missed.ticket, missed.sendBy - toleranceMs(options), true, deadline, options)
+    if (movedTo !== undefined) return { ticket: missed.ticket, sendBy: movedTo + toleranceMs(options) }
   }
   const startedAt = clock.now()
   for (;;) {
     const askedAt = clock.now()
     const maxWaitMs = Math.max(0, Math.min(options.maxSlotWaitMs, deadline.remainingMs() - options.callHeadroomMs))
-    const reservation = await budget.reserve(maxWaitMs)
+    const reservation = await timed(options, () => budget.reserve(maxWaitMs))
     if (!reservation.granted) {
       events.budgetRefused()
       // A request sent after this long would find its slot within its own wait: sooner is refused
@@ -293,7 +296,7 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
     if (goesAt !== undefined) {
       // A renewal (missed) is not a new call: only first acquisitions are observed, once each.
       if (missed === undefined) events.budgetWaited(clock.now() - startedAt)
-      return { ticket: reservation.ticket, sendBy: goesAt + lateToleranceMs }
+      return { ticket: reservation.ticket, sendBy: goesAt + toleranceMs(options) }
     }
   }
 }
@@ -303,18 +306,33 @@ export async function acquireSlot (budget: OutboundBudget, deadline: Deadline, o
  * Up to the tolerance after its slot it keeps the slot (the window's margin covers that lateness);
  * having slept (`mustConfirm`), it still asks whether a 429 paused everyone meanwhile, and goes if it is
  * still within the tolerance once the answer is back. A later caller moves its entry to now, and does so again while
- * the answers themselves come back late, since a stale "go" is as late as a stale slot. Only a stalled
- * event loop makes answers late, so this ends when the stall does, or at the deadline.
+ * the answers themselves come back late, since a stale "go" is as late as a stale slot. The tolerance
+ * includes the round trip every answer takes (RoundTripFloor), so what makes an answer late here is a
+ * stalled event loop: this ends when the stall does, or at the deadline.
  */
 async function mayGo (budget: OutboundBudget, ticket: string, slotAt: number, mustConfirm: boolean, deadline: Deadline, options: AcquireOptions): Promise<number | undefined> {
-  const { clock, lateToleranceMs } = options
-  if (!mustConfirm && clock.now() - slotAt <= lateToleranceMs) return slotAt
+  const { clock } = options
+  if (!mustConfirm && clock.now() - slotAt <= toleranceMs(options)) return slotAt
   for (;;) {
     if (deadline.expired) throw new ServiceError('upstream_timeout', 'The deadline passed while confirming a HubSpot call slot')
     const askedAt = clock.now()
-    const moveToNow = askedAt - slotAt > lateToleranceMs
-    if (!await budget.confirm(ticket, moveToNow)) return undefined
+    const moveToNow = askedAt - slotAt > toleranceMs(options)
+    if (!await timed(options, () => budget.confirm(ticket, moveToNow))) return undefined
     if (moveToNow) slotAt = askedAt
-    if (clock.now() - slotAt <= lateToleranceMs) return slotAt
+    if (clock.now() - slotAt <= toleranceMs(options)) return slotAt
   }
+}
+
+/** How late after its slot a caller may still go: the tolerance, plus the budget's own round trip. */
+function toleranceMs (options: AcquireOptions): number {
+  return options.lateToleranceMs + (options.roundTrip?.ms(options.clock.now()) ?? 0)
+}
+
+/** Runs one ask of the budget, timing its answer when the caller keeps a round-trip floor. */
+async function timed<T> (options: AcquireOptions, ask: () => Promise<T>): Promise<T> {
+  const { clock, roundTrip } = options
+  const askedAt = clock.now()
+  const answer = await ask()
+  roundTrip?.record(clock.now() - askedAt, clock.now())
+  return answer
 }

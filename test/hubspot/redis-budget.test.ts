@@ -4,8 +4,9 @@ import { connectRedis } from '../../src/redis/connection.js'
 import { slotSpacingMs } from '../../src/hubspot/outbound-budget.js'
 import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
 import { noServiceEvents } from '../../src/events.js'
-import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
+import { baseEnv, bearer, build, signSession, startEmulator, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /** The outbound HubSpot budget shared by the replicas through Redis. */
 
@@ -82,6 +83,22 @@ t.test('a late caller moves to now only if no window after it overfills; an on-t
   const slot = await scope.redis.zscore(key, onTime.ticket)
   t.equal(await budget.confirm(onTime.ticket, false), true)
   t.equal(await scope.redis.zscore(key, onTime.ticket), slot, 'an on-time caller\'s entry stays at its slot')
+})
+
+t.test('Redis a round trip away that is longer than the lateness tolerance: new people are served, not held to the deadline', { skip }, async t => {
+  const scope = redisScope(t)
+  const { proxy, url } = await sharedRedisThroughProxy(t)
+  const emulator = await startEmulator(t, { rateLimit: { max: 10_000, intervalMs: 1000 } })
+  // A 1 s window: 100 ms of margin, 50 ms of it the tolerance for leaving late. Redis is 40 ms away
+  // each way (80 ms a round trip, within the 150 ms a command may take): every answer of the budget
+  // comes back later than the tolerance, and asking again cannot make it sooner.
+  const service = await build(t, env(emulator, { REDIS_URL: url, HUBSPOT_RATE_LIMIT: '100/1s', HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })
+  proxy.setMode({ kind: 'slow', delayMs: 40 })
+  const answers: HttpAnswer[] = []
+  for (let i = 0; i < 5; i++) answers.push(await service.get('/chat-token', bearer(signSession({ sub: `far-${i}`, email: `far.${i}@example.com` }))))
+  proxy.setMode({ kind: 'pass' })
+  t.same(answers.map(answer => answer.status), [200, 200, 200, 200, 200], answers.map(answer => answer.text).find(text => !text.includes('token')) ?? 'every one served')
+  t.equal(emulator.calls().length, 5, 'one HubSpot call each')
 })
 
 t.test('a 429 seen by one replica pauses the others', { skip }, async t => {
