@@ -34,7 +34,7 @@ const groupArgs = {
 }
 
 const tap = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
-const SUMMARY = /^# \{ total: .*\}\s*$/m
+const SUMMARY = /^# \{ total: .*\}\s*$/gm
 
 /** Runs tap, passing its output through; resolves with its exit code and its closing count line. */
 function runTap (args) {
@@ -46,7 +46,7 @@ function runTap (args) {
       tail = (tail + chunk.toString()).slice(-4096)
     })
     child.on('close', (code, signal) => {
-      const summary = [...tail.matchAll(new RegExp(SUMMARY, 'gm'))].at(-1)?.[0]
+      const summary = [...tail.matchAll(SUMMARY)].at(-1)?.[0]
       resolve({ code: code ?? (signal === null ? 1 : 128), summary })
     })
   })

@@ -261,7 +261,6 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
             void release(hash, owner)
             throw failure
           }
-          listener.close()
           return await holdAndMint(key, hash, owner, mint)
         }
         const notice = await listener.next(Math.min(pollMs, Math.max(1, deadline.remainingMs())))
