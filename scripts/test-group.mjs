@@ -1,88 +1,182 @@
 /* global process, URL */
-// `npm test` runs `node scripts/test-group.mjs all`: every test file, in two tap runs. First the
-// parallel group (every file not listed under `serial:` in .taprc), two at a time; then the serial
-// group, each file alone. In one tap run the two would interleave (tap orders files by name), and each
-// serial file would first wait for every file running beside it to finish, a core idle meanwhile.
-// Coverage from both runs is reported once at the end, followed by one count for the whole suite in
+// `npm test` runs `node scripts/test-group.mjs all`: every test file, in two tap runs started together.
+//
+// - The timing lane: the files listed under `serial:` in .taprc (they measure time: answers by a
+//   deadline, drains, load against a budget), two at a time, at the priority `npm test` has.
+// - The parallel lane: every other file, two processes at a time, at the lowest CPU priority (nice 19),
+//   most of them in batches: the files of one folder, up to BATCH_SIZE, imported one after another into
+//   one test process.
+//
+// The timing files mostly wait (on Redis, Sentinel, HubSpot's emulator, real drains): at the lowest
+// priority the rest of the suite fills those waits without taking CPU from them when they need it, so
+// a neighbour's work does not show up in their figures. Batches exist because a test process costs
+// about half a second of CPU before its first test (tap, the loader, the service's modules), which on
+// two cores was a third of the suite's time. A file that sets its own time limit (`t.setTimeout` at
+// its top level) is a long one and runs in a process of its own: a batch's limit is tap's per-file
+// limit for each of its files.
+//
+// Coverage from both lanes is reported once at the end, followed by one count for the whole suite in
 // tap's own form (`# { total: N, pass: P, ... }`, which .ci/run reads).
 //
-// `npm run test:parallel` / `npm run test:serial` run one of the groups. Further arguments are tap
-// options for each run, e.g. `npm test -- --disable-coverage --exclude 'test/e2e/**'`; to run some
-// files, name them to tap itself (`npx tap test/routes/health.test.ts`).
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { parse } from 'yaml'
+// `npm run test:timing` / `npm run test:parallel` run one lane alone. Further arguments are tap options
+// for each run, e.g. `npm test -- --disable-coverage --exclude 'test/e2e/**'`; to run some files, name
+// them to tap itself (`npx tap test/routes/health.test.ts`).
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { setPriority } from 'node:os'
+import { dirname } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parse, stringify } from 'yaml'
 
 // The project is the working directory (npm runs scripts from the package root); tap is this one's.
 const root = `${process.cwd()}/`
 const [group, ...options] = process.argv.slice(2)
-if (group !== 'all' && group !== 'serial' && group !== 'parallel') {
-  process.stderr.write('usage: node scripts/test-group.mjs all|serial|parallel [tap options]\n')
+if (group !== 'all' && group !== 'timing' && group !== 'parallel') {
+  process.stderr.write('usage: node scripts/test-group.mjs all|timing|parallel [tap options]\n')
   process.exit(2)
 }
 const taprc = parse(readFileSync(`${root}.taprc`, 'utf8'))
-const serial = taprc.serial ?? []
-const missing = serial.filter(path => !existsSync(`${root}${path}`))
+const timingFiles = new Set(taprc.serial ?? [])
+const missing = [...timingFiles].filter(path => !existsSync(`${root}${path}`))
 if (missing.length > 0) {
   process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
   process.exit(1)
 }
-const groupArgs = {
-  serial: serial,
-  parallel: serial.map(path => `--exclude=${path}`)
-}
 
 const tap = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
 const SUMMARY = /^# \{ total: .*\}\s*$/gm
+const LOWEST_PRIORITY = 19
+const BATCH_SIZE = 8
+// A batch's time limit is its files' limits added up, up to this: it guards against a hang, and a
+// hung batch must not hold CI for the files' generous limits all together.
+const BATCH_TIMEOUT_CAP_MS = 600_000
+// tap's own default, when .taprc sets none.
+const FILE_TIMEOUT_S = taprc.timeout ?? 30
 
-/** Runs tap, passing its output through; resolves with its exit code and its closing count line. */
-function runTap (args) {
+// Every file the options select, as tap itself lists them (include, exclude and the rest applied).
+const listed = spawnSync(process.execPath, [tap, 'list', ...options], { cwd: root, encoding: 'utf8' })
+if (listed.status !== 0 && !/No files found/.test(listed.stderr + listed.stdout)) {
+  process.stderr.write(`tap list failed: ${listed.stderr}`)
+  process.exit(listed.status ?? 1)
+}
+const files = listed.stdout.split('\n').filter(line => line !== '')
+
+// Each lane is a tap run over a list of its own (`--save`: tap runs the files the list names). A tap
+// run over every file would also clear .tap/coverage as it starts, under the other lane's feet; with a
+// list it keeps what is there, so it is cleared here, once, before both.
+const laneDir = `${root}.tap/lanes/`
+rmSync(`${root}.tap/coverage`, { recursive: true, force: true })
+rmSync(`${root}.tap/processinfo`, { recursive: true, force: true })
+rmSync(laneDir, { recursive: true, force: true })
+mkdirSync(laneDir, { recursive: true })
+// The timing lane's tap settings are the project's own without `serial:`, which would have tap run
+// each of its files alone. tap reads the coverage map's path from beside the settings file.
+const { serial: _serial, ...timingRc } = taprc
+if (timingRc['coverage-map'] !== undefined) timingRc['coverage-map'] = `${root}${timingRc['coverage-map']}`
+writeFileSync(`${laneDir}timing.taprc`, stringify({ ...timingRc, jobs: 2 }))
+
+/** The time limit a file sets itself at its top level (`t.setTimeout(ms)`), or tap's per-file one. */
+function timeLimitMs (file) {
+  const own = /^t\.setTimeout\(([\d_]+)\)/m.exec(readFileSync(`${root}${file}`, 'utf8'))
+  return own === null ? FILE_TIMEOUT_S * 1000 : Number(own[1].replaceAll('_', ''))
+}
+
+/**
+ * The parallel lane's files as tap is to run them: in batches of up to BATCH_SIZE files of one
+ * folder. A batch is a generated test file under .tap/lanes/ (named after its folder) that imports its
+ * files in tap's order; their tests run one after another in one process, within the time limits the
+ * files would have had one by one, added up (at most BATCH_TIMEOUT_CAP_MS).
+ */
+function batched (parallelFiles) {
+  const byFolder = new Map()
+  for (const file of parallelFiles) byFolder.set(dirname(file), [...(byFolder.get(dirname(file)) ?? []), file])
+  const batches = []
+  for (const [folder, folderFiles] of byFolder) {
+    for (let start = 0; start < folderFiles.length; start += BATCH_SIZE) {
+      const batch = folderFiles.slice(start, start + BATCH_SIZE)
+      if (batch.length === 1) {
+        batches.push(batch[0])
+        continue
+      }
+      const name = `.tap/lanes/${folder}/batch-${start / BATCH_SIZE + 1}.test.mjs`
+      mkdirSync(dirname(`${root}${name}`), { recursive: true })
+      writeFileSync(`${root}${name}`, [
+        '// Generated by scripts/test-group.mjs: these test files, run one after another in one process.',
+        'import t from \'tap\'',
+        // No test starts before every file is loaded: tap would otherwise end the process's test as
+        // soon as it fell idle with a teardown registered, while a file was still loading.
+        'let loaded',
+        't.before(() => new Promise(resolve => { loaded = resolve }))',
+        ...batch.map(file => `await import(${JSON.stringify(String(pathToFileURL(`${root}${file}`)))})`),
+        `t.setTimeout(${Math.min(BATCH_TIMEOUT_CAP_MS, batch.reduce((sum, file) => sum + timeLimitMs(file), 0))})`,
+        'loaded()',
+        ''
+      ].join('\n'))
+      batches.push(name)
+    }
+  }
+  return batches
+}
+
+const parallelFiles = files.filter(file => !timingFiles.has(file))
+const lanes = [
+  { name: 'timing', files: files.filter(file => timingFiles.has(file)), env: { TAP_RCFILE: `${laneDir}timing.taprc` } },
+  { name: 'parallel', files: group === 'timing' ? [] : batched(parallelFiles), lowPriority: true }
+].filter(lane => (group === 'all' || lane.name === group) && lane.files.length > 0)
+if (lanes.length === 0) {
+  process.stderr.write('no test files selected\n')
+  process.exit(1)
+}
+
+const coverage = !options.includes('--disable-coverage')
+const quietCoverage = coverage ? ['--coverage-report=none'] : []
+
+/**
+ * Runs one tap process. With a heading, its output is held and printed once it has finished, under
+ * that heading, so the lanes' reports do not interleave. Resolves with its exit code and its closing
+ * count line.
+ */
+function runTap (args, { env = {}, lowPriority = false, heading = undefined } = {}) {
   return new Promise(resolve => {
-    const child = spawn(process.execPath, [tap, ...args], { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] })
-    let tail = ''
+    const child = spawn(process.execPath, [tap, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+    if (lowPriority) {
+      try {
+        setPriority(child.pid, LOWEST_PRIORITY)
+      } catch (error) {
+        process.stderr.write(`could not lower the parallel lane's CPU priority (${error.message}): the timing files share the CPU with it as equals\n`)
+      }
+    }
+    let output = ''
     child.stdout.on('data', chunk => {
-      process.stdout.write(chunk)
-      tail = (tail + chunk.toString()).slice(-4096)
+      if (heading === undefined) process.stdout.write(chunk)
+      output = heading === undefined ? (output + chunk.toString()).slice(-4096) : output + chunk.toString()
     })
     child.on('close', (code, signal) => {
-      const summary = [...tail.matchAll(SUMMARY)].at(-1)?.[0]
+      if (heading !== undefined) process.stdout.write(`\n# ${heading}\n${output}`)
+      const summary = [...output.matchAll(SUMMARY)].at(-1)?.[0]
       resolve({ code: code ?? (signal === null ? 1 : 128), summary })
     })
   })
 }
 
-if (group !== 'all') {
-  const { code } = await runTap([...groupArgs[group], ...options])
-  process.exit(code)
-}
-
-const coverageDir = `${root}.tap/coverage`
-const keptCoverage = `${root}.tap/coverage-parallel`
-const coverage = !options.includes('--disable-coverage')
-const quietCoverage = coverage ? ['--coverage-report=none'] : []
-
-rmSync(keptCoverage, { recursive: true, force: true })
-const runs = [await runTap([...groupArgs.parallel, ...quietCoverage, ...options])]
-// The second run starts by clearing .tap/coverage: the first run's files wait beside it.
-if (existsSync(coverageDir)) renameSync(coverageDir, keptCoverage)
-runs.push(await runTap([...groupArgs.serial, ...quietCoverage, ...options]))
-if (existsSync(keptCoverage)) {
-  mkdirSync(coverageDir, { recursive: true })
-  for (const file of readdirSync(keptCoverage)) renameSync(`${keptCoverage}/${file}`, `${coverageDir}/${file}`)
-  rmSync(keptCoverage, { recursive: true, force: true })
-}
+const runs = await Promise.all(lanes.map(lane => {
+  writeFileSync(`${laneDir}${lane.name}.list`, `${lane.files.join('\n')}\n`)
+  const heading = lanes.length > 1 ? `${lane.name} lane: ${lane.files.length} test processes` : undefined
+  return runTap([`--save=${laneDir}${lane.name}.list`, ...lane.files, ...quietCoverage, ...options], { env: lane.env, lowPriority: lane.lowPriority, heading })
+}))
 if (coverage) {
   const reporters = taprc['coverage-report'] ?? ['text-summary']
-  runs.push({ ...await runTap(['report', ...reporters]), summary: '' })
+  await runTap(['report', ...reporters])
 }
 
-// One count for the whole suite: the two runs' counts added up, key by key.
+// One count for the whole suite: the lanes' counts added up, key by key.
 const totals = new Map()
 for (const { summary } of runs) {
   for (const [, key, value] of (summary ?? '').matchAll(/(\w+): (\d+)/g)) totals.set(key, (totals.get(key) ?? 0) + Number(value))
 }
 const failedRun = runs.find(run => run.code !== 0 || run.summary === undefined)
-if (runs.slice(0, 2).some(run => run.summary === undefined)) totals.set('fail', (totals.get('fail') ?? 0) + 1)
-process.stdout.write(`\n# whole suite, both runs\n# { ${[...totals].map(([key, value]) => `${key}: ${value}`).join(', ')} }\n`)
+// A lane that printed no count (it crashed) counts as one failure.
+const silent = runs.filter(run => run.summary === undefined).length
+if (silent > 0) totals.set('fail', (totals.get('fail') ?? 0) + silent)
+process.stdout.write(`\n# whole suite, ${runs.length === 1 ? 'one lane' : 'both lanes'}\n# { ${[...totals].map(([key, value]) => `${key}: ${value}`).join(', ')} }\n`)
 process.exit(failedRun === undefined ? 0 : failedRun.code || 1)

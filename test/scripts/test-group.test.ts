@@ -1,25 +1,30 @@
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { getPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { parse, stringify } from 'yaml'
 import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 
 /**
- * `npm test` (scripts/test-group.mjs all) in a project of two test files: the parallel group first,
- * then the serial group, one count for both, and a failure in either one fails the whole. The project's
- * .taprc keeps this one's plugin list: tap's test class is built once for both (a different list would
- * rebuild it under the suite's feet).
+ * `npm test` (scripts/test-group.mjs all) in a small project: three timing files (listed under
+ * `serial:`) and three others, two of them in one folder. The project's .taprc keeps this one's plugin
+ * list: tap's test class is built once for both (a different list would rebuild it under the suite's
+ * feet).
+ *
+ * Each file appends `start <name> <pid> <niceness>` to `events.log` as it starts and `end <name>` as
+ * it ends. Files that must overlap wait for each other's start lines (up to 30 s each): were the lanes
+ * run one after the other, or the timing files one at a time, those waits would run out and fail.
  */
 
 const script = join(PROJECT_ROOT, 'scripts/test-group.mjs')
 const ours = parse(readFileSync(join(PROJECT_ROOT, '.taprc'), 'utf8')) as { plugin: string[] }
 
-/** Each test file appends its name to `order.log` when it starts and again when it ends. */
-function project (serialPasses: boolean): string {
+interface Fixture { root: string }
+
+function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
-  mkdirSync(join(root, 'test'))
+  for (const folder of ['test/timing', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n')
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
@@ -28,46 +33,91 @@ function project (serialPasses: boolean): string {
     reporter: 'terse',
     'allow-incomplete-coverage': true,
     'coverage-report': ['text-summary'],
-    serial: ['test/b-serial.test.mjs']
+    serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing/t3.test.mjs']
   }))
-  // Something for coverage to report on.
-  writeFileSync(join(root, 'one.mjs'), 'export const one = () => 1\n')
-  const file = (name: string, body: string): void => writeFileSync(join(root, 'test', name), [
-    'import { appendFileSync } from \'node:fs\'',
-    'import t from \'tap\'',
-    'import { one } from \'../one.mjs\'',
-    `appendFileSync('order.log', 'start ${name}\\n')`,
-    body,
-    `t.teardown(() => appendFileSync('order.log', 'end ${name}\\n'))`
+  // What coverage reports on: the parallel lane calls one(), the timing lane two() and startOf(). Were
+  // either lane's coverage lost, functions would not be covered in full.
+  writeFileSync(join(root, 'covered.mjs'), 'export const one = () => 1\nexport const two = () => 2\n')
+  writeFileSync(join(root, 'events.mjs'), [
+    'import { appendFileSync, readFileSync } from \'node:fs\'',
+    'import { getPriority } from \'node:os\'',
+    'const LOG = new URL(\'./events.log\', import.meta.url)',
+    'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()}\\n`)',
+    'export const ended = name => appendFileSync(LOG, `end ${name}\\n`)',
+    'export async function startOf (name) {',
+    '  const deadline = Date.now() + 30_000',
+    '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
+    '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
+    '    await new Promise(resolve => setTimeout(resolve, 20))',
+    '  }',
+    '}',
+    ''
   ].join('\n'))
-  // Named so that tap alone would run the serial file first.
-  file('b-serial.test.mjs', `t.equal(one(), ${serialPasses ? 1 : 2}, 'the serial file')`)
-  file('c-parallel.test.mjs', 't.equal(one(), 1)\nt.ok(true)')
-  return root
+  const file = (path: string, body: string[]): void => {
+    const name = path.split('/').at(-1)!
+    const up = '../'.repeat(path.split('/').length - 1)
+    writeFileSync(join(root, path), [
+      'import t from \'tap\'',
+      `import { one, two } from '${up}covered.mjs'`,
+      `import { ended, started, startOf } from '${up}events.mjs'`,
+      `started('${name}')`,
+      `t.teardown(() => ended('${name}'))`,
+      ...body,
+      ''
+    ].join('\n'))
+  }
+  file('test/timing/t1.test.mjs', ['await startOf(\'t2.test.mjs\')', 'await startOf(\'a.test.mjs\')', 't.equal(two(), 2)'])
+  file('test/timing/t2.test.mjs', ['await startOf(\'t1.test.mjs\')', `t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
+  file('test/timing/t3.test.mjs', ['t.equal(two(), 2)'])
+  file('test/batched/a.test.mjs', ['t.equal(one(), 1)'])
+  file('test/batched/b.test.mjs', ['t.equal(one(), 1)', 't.ok(true)'])
+  file('test/c.test.mjs', ['t.equal(one(), 1)'])
+  return { root }
 }
 
-async function run (root: string): Promise<{ code: number | null; stdout: string; order: string[] }> {
+interface Run { code: number | null; stdout: string; events: string[] }
+
+async function run ({ root }: Fixture): Promise<Run> {
   // Not the suite's own tap environment: the runner inside must behave as it does at the top.
   const finished = await runToExit(process.execPath, [script, 'all'], {
     cwd: root,
     env: { HOME: process.env.HOME ?? '/tmp', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
     timeoutMs: 120_000
   })
-  return { ...finished, order: readFileSync(join(root, 'order.log'), 'utf8').trim().split('\n') }
+  return { ...finished, events: readFileSync(join(root, 'events.log'), 'utf8').trim().split('\n') }
 }
 
-t.test('the parallel group runs first, then the serial one; the last line counts both', async t => {
-  const { code, stdout, order } = await run(project(true))
-  t.equal(code, 0)
-  t.same(order, ['start c-parallel.test.mjs', 'end c-parallel.test.mjs', 'start b-serial.test.mjs', 'end b-serial.test.mjs'])
-  const lines = stdout.trimEnd().split('\n')
-  t.equal(lines.at(-1), '# { total: 3, pass: 3 }')
-  t.match(stdout, /Coverage summary[\s\S]*# whole suite, both runs/, 'one coverage summary, before the count')
+const startLine = (events: string[], name: string): { index: number; pid: number; niceness: number } => {
+  const index = events.findIndex(line => line.startsWith(`start ${name} `))
+  const [, , pid, niceness] = events[index]?.split(' ') ?? []
+  return { index, pid: Number(pid), niceness: Number(niceness) }
+}
+
+t.test('both lanes at once: timing files two at a time, the rest batched by folder at the lowest priority; one coverage summary and one count', async t => {
+  const { code, stdout, events } = await run(project({ timingPasses: true }))
+  t.equal(code, 0, stdout)
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 7, pass: 7 }', 'the last line counts both lanes')
+  t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
+  t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes is kept')
+
+  const [t1, t2, t3, a, b, c] = ['t1', 't2', 't3', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
+  t.ok([t1, t2, t3, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
+  const ends = (name: string): number => events.indexOf(`end ${name}.test.mjs`)
+  t.ok(t3!.index > Math.min(ends('t1'), ends('t2')), 'the third timing file started only once one of the first two had ended')
+  t.equal(a!.pid, b!.pid, 'the two files of one folder ran in one process')
+  t.not(c!.pid, a!.pid, 'a file of another folder in a process of its own')
+
+  t.equal(a!.niceness, 19, 'the parallel lane runs at the lowest priority')
+  t.equal(c!.niceness, 19)
+  const own = getPriority()
+  t.equal(t1!.niceness, own, 'the timing lane at the priority the suite was started with')
+  // Inside `npm test` this file itself runs in the parallel lane, at 19: there the two cannot differ.
+  if (own < 19) t.ok(a!.niceness > t1!.niceness, 'below the timing lane')
 })
 
-t.test('a failure in the second run fails the whole: the count says so and the exit is not 0', async t => {
-  const { code, stdout } = await run(project(false))
+t.test('a failure in either lane fails the whole: the count says so and the exit is not 0', async t => {
+  const { code, stdout } = await run(project({ timingPasses: false }))
   t.not(code, 0)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 3, pass: 2, fail: 1 }')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 7, pass: 6, fail: 1 }')
 })

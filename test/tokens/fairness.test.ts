@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
-import { baseEnv, bearer, signSession, startEmulator, startEmulatorProcess, startService, type RunningService, until } from '../helper.js'
+import { baseEnv, bearer, captureLogs, signSession, startEmulator, startEmulatorProcess, startService, type RunningService, until } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 
 /** Whether a few abusive accounts can take the HubSpot budget from everyone else. */
@@ -28,6 +28,7 @@ const LEGITIMATE = 100
 /** Per-caller limit, scaled with HubSpot's window: 4 requests a second per caller. */
 const CALLER_MAX = 4
 const PACE_MS = 1000 / CALLER_MAX + 10
+const MINT_LIMIT = 5
 
 t.test(`${ABUSERS} accounts looping DELETE + GET at their per-caller rate cannot crowd out new people`, { skip }, async t => {
   const scope = redisScope(t)
@@ -38,10 +39,12 @@ t.test(`${ABUSERS} accounts looping DELETE + GET at their per-caller rate cannot
     HUBSPOT_RATE_LIMIT: '50/1s',
     RATE_LIMIT_MAX: String(CALLER_MAX),
     RATE_LIMIT_WINDOW_S: '1',
-    TOKEN_MINT_LIMIT: '5/1h',
+    TOKEN_MINT_LIMIT: `${MINT_LIMIT}/1h`,
     MAX_EVENT_LOOP_DELAY_MS: '0'
   })
-  const services = await Promise.all([0, 1].map(() => startService(t, env, { redisKeyPrefix: scope.prefix })))
+  // Each replica's warnings: Redis found unusable under load moves the allowance to each process.
+  const logs = [captureLogs(), captureLogs()]
+  const services = await Promise.all(logs.map(one => startService(t, { ...env, LOG_LEVEL: 'warn' }, { redisKeyPrefix: scope.prefix, logStream: one.stream })))
 
   let abusing = true
   const abuserStatuses = new Map<string, number>()
@@ -94,7 +97,12 @@ t.test(`${ABUSERS} accounts looping DELETE + GET at their per-caller rate cannot
   t.comment(`abusers: ${JSON.stringify(Object.fromEntries([...abuserStatuses].sort()))}; HubSpot called ${abuserCalls} times for them; at most ${mostTokens} tokens each; ${mintLimited.size} held at their allowance`)
   t.comment(`HubSpot: ${stats.calls} calls, ${stats.rejected429} answered 429`)
   t.equal(served, LEGITIMATE, 'every new person got a token')
-  t.ok(mostTokens <= 5, `no abuser got more than 5 tokens (${mostTokens})`)
+  // While a replica finds Redis unusable (a command over its 150 ms, as on a loaded machine), it counts
+  // mints in its own memory: the allowance then holds per replica, as docs/operations.md says.
+  const redisUnusable = logs.flatMap(one => one.lines()).filter(line => /^redis unavailable/.test(String(line.msg)))
+  const allowed = redisUnusable.length === 0 ? MINT_LIMIT : MINT_LIMIT * (1 + services.length)
+  t.comment(`Redis found unusable ${redisUnusable.length} times: ${redisUnusable.map(line => JSON.stringify(line.reason)).join(' | ')}`)
+  t.ok(mostTokens <= allowed, `no abuser got more than ${allowed} tokens (${mostTokens})`)
   t.equal(mintLimited.size, ABUSERS, 'each abuser was held at its allowance')
   t.equal(stats.rejected429, 0, 'and HubSpot never answered 429')
 })
