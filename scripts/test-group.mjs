@@ -9,11 +9,10 @@
 //
 // The timing files mostly wait (on Redis, Sentinel, HubSpot's emulator, real drains): at the lowest
 // priority the rest of the suite fills those waits without taking CPU from them when they need it, so
-// a neighbour's work does not show up in their figures. Batches exist because a test process costs
-// about half a second of CPU before its first test (tap, the loader, the service's modules), which on
-// two cores was a third of the suite's time. A file that sets its own time limit (`t.setTimeout` at
-// its top level) is a long one and runs in a process of its own: a batch's limit is tap's per-file
-// limit for each of its files.
+// a neighbour's work does not show up in their figures. For the same reason the parallel lane gets a
+// Redis of its own, also at the lowest priority (TEST_REDIS_URL), when redis-server is installed.
+// Batches exist because a test process costs about half a second of CPU before its first test (tap,
+// the loader, the service's modules), which on two cores was a third of the suite's time.
 //
 // Coverage from both lanes is reported once at the end, followed by one count for the whole suite in
 // tap's own form (`# { total: N, pass: P, ... }`, which .ci/run reads).
@@ -23,6 +22,8 @@
 // them to tap itself (`npx tap test/routes/health.test.ts`).
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { setPriority } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -118,6 +119,51 @@ function batched (parallelFiles) {
   return batches
 }
 
+/** A free TCP port on 127.0.0.1. */
+async function freePort () {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  server.close()
+  return port
+}
+
+/**
+ * The parallel lane's own Redis, while both lanes run: a redis-server on a free port at the lowest
+ * priority. The rest of the suite puts heavy load on Redis (races a thousand times over, full
+ * memory), and the service gives a Redis command 150 ms: in one shared server that load would delay
+ * the timing files' commands and run at their priority. Resolves with undefined when redis-server
+ * cannot be started (not installed): both lanes then share TEST_REDIS_URL or 127.0.0.1:6379.
+ */
+async function startLaneRedis () {
+  const port = await freePort()
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  const ready = await new Promise(resolve => {
+    let output = ''
+    server.stdout.on('data', chunk => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve(true)
+    })
+    server.once('error', () => resolve(false))
+    server.once('exit', () => resolve(false))
+  })
+  if (!ready) {
+    server.kill()
+    process.stderr.write('redis-server could not be started: both lanes share one Redis\n')
+    return undefined
+  }
+  server.stdout.resume()
+  try {
+    setPriority(server.pid, LOWEST_PRIORITY)
+  } catch {
+    // As for the lane itself: the server then runs at the suite's priority.
+  }
+  const stop = () => server.kill()
+  process.once('exit', stop)
+  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130))
+  return { url: `redis://127.0.0.1:${port}`, stop }
+}
+
 const parallelFiles = files.filter(file => !timingFiles.has(file))
 const lanes = [
   { name: 'timing', files: files.filter(file => timingFiles.has(file)), env: { TAP_RCFILE: `${laneDir}timing.taprc` } },
@@ -126,6 +172,10 @@ const lanes = [
 if (lanes.length === 0) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
+}
+if (lanes.length === 2) {
+  const redis = await startLaneRedis()
+  if (redis !== undefined) lanes.find(lane => lane.name === 'parallel').env = { TEST_REDIS_URL: redis.url }
 }
 
 const coverage = !options.includes('--disable-coverage')

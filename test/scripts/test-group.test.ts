@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { getPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -42,7 +42,7 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     'import { appendFileSync, readFileSync } from \'node:fs\'',
     'import { getPriority } from \'node:os\'',
     'const LOG = new URL(\'./events.log\', import.meta.url)',
-    'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()}\\n`)',
+    'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()} ${process.env.TEST_REDIS_URL ?? \'-\'}\\n`)',
     'export const ended = name => appendFileSync(LOG, `end ${name}\\n`)',
     'export async function startOf (name) {',
     '  const deadline = Date.now() + 30_000',
@@ -69,7 +69,16 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
   file('test/timing/t1.test.mjs', ['await startOf(\'t2.test.mjs\')', 'await startOf(\'a.test.mjs\')', 't.equal(two(), 2)'])
   file('test/timing/t2.test.mjs', ['await startOf(\'t1.test.mjs\')', `t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
   file('test/timing/t3.test.mjs', ['t.equal(two(), 2)'])
-  file('test/batched/a.test.mjs', ['t.equal(one(), 1)'])
+  // The Redis this lane was given answers PING.
+  file('test/batched/a.test.mjs', [
+    't.equal(one(), 1)',
+    'const { port } = new URL(process.env.TEST_REDIS_URL ?? \'redis://127.0.0.1:6379\')',
+    'const socket = (await import(\'node:net\')).connect(Number(port), \'127.0.0.1\')',
+    'socket.end(\'PING\\r\\n\')',
+    'let reply = \'\'',
+    'for await (const chunk of socket) reply += chunk',
+    't.equal(reply, \'+PONG\\r\\n\', \'the lane\\\'s Redis answers\')'
+  ])
   file('test/batched/b.test.mjs', ['t.equal(one(), 1)', 't.ok(true)'])
   file('test/c.test.mjs', ['t.equal(one(), 1)'])
   return { root }
@@ -84,19 +93,21 @@ async function run ({ root }: Fixture): Promise<Run> {
     env: { HOME: process.env.HOME ?? '/tmp', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
     timeoutMs: 120_000
   })
-  return { ...finished, events: readFileSync(join(root, 'events.log'), 'utf8').trim().split('\n') }
+  const events = readFileSync(join(root, 'events.log'), 'utf8').trim().split('\n')
+  rmSync(root, { recursive: true, force: true })
+  return { ...finished, events }
 }
 
-const startLine = (events: string[], name: string): { index: number; pid: number; niceness: number } => {
+const startLine = (events: string[], name: string): { index: number; pid: number; niceness: number; redis: string } => {
   const index = events.findIndex(line => line.startsWith(`start ${name} `))
-  const [, , pid, niceness] = events[index]?.split(' ') ?? []
-  return { index, pid: Number(pid), niceness: Number(niceness) }
+  const [, , pid, niceness, redis] = events[index]?.split(' ') ?? []
+  return { index, pid: Number(pid), niceness: Number(niceness), redis: redis ?? '' }
 }
 
 t.test('both lanes at once: timing files two at a time, the rest batched by folder at the lowest priority; one coverage summary and one count', async t => {
   const { code, stdout, events } = await run(project({ timingPasses: true }))
   t.equal(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 7, pass: 7 }', 'the last line counts both lanes')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 8, pass: 8 }', 'the last line counts both lanes')
   t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
   t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes is kept')
@@ -114,10 +125,12 @@ t.test('both lanes at once: timing files two at a time, the rest batched by fold
   t.equal(t1!.niceness, own, 'the timing lane at the priority the suite was started with')
   // Inside `npm test` this file itself runs in the parallel lane, at 19: there the two cannot differ.
   if (own < 19) t.ok(a!.niceness > t1!.niceness, 'below the timing lane')
+  t.match(a!.redis, /^redis:\/\/127\.0\.0\.1:\d+$/, 'the parallel lane has a Redis of its own')
+  t.equal(t1!.redis, '-', 'the timing lane the shared one')
 })
 
 t.test('a failure in either lane fails the whole: the count says so and the exit is not 0', async t => {
   const { code, stdout } = await run(project({ timingPasses: false }))
   t.not(code, 0)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 7, pass: 6, fail: 1 }')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 8, pass: 7, fail: 1 }')
 })
