@@ -12,10 +12,12 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
  * feet).
  *
  * Each file appends `start <name> <pid> <niceness>` to `events.log` as it starts and `end <name>` as
- * it ends. Files that must overlap wait for each other's start lines (up to 30 s each): were the lanes
- * run one after the other, or the timing files one at a time, those waits would run out and fail.
+ * it ends. Files that must overlap wait for each other's start lines (up to 90 s each: the parallel
+ * lane runs at the lowest priority, and on a busy machine may start late): were the lanes run one
+ * after the other, or the timing files one at a time, those waits would run out and fail.
  */
 
+t.setTimeout(600_000)
 const script = join(PROJECT_ROOT, 'scripts/test-group.mjs')
 const ours = parse(readFileSync(join(PROJECT_ROOT, '.taprc'), 'utf8')) as { plugin: string[] }
 
@@ -30,6 +32,7 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     plugin: ours.plugin,
     include: ['test/**/*.test.mjs'],
     jobs: 2,
+    timeout: 120,
     reporter: 'terse',
     'allow-incomplete-coverage': true,
     'coverage-report': ['text-summary'],
@@ -45,7 +48,7 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()} ${process.env.TEST_REDIS_URL ?? \'-\'}\\n`)',
     'export const ended = name => appendFileSync(LOG, `end ${name}\\n`)',
     'export async function startOf (name) {',
-    '  const deadline = Date.now() + 30_000',
+    '  const deadline = Date.now() + 90_000',
     '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
     '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
     '    await new Promise(resolve => setTimeout(resolve, 20))',
@@ -91,7 +94,7 @@ async function run ({ root }: Fixture): Promise<Run> {
   const finished = await runToExit(process.execPath, [script, 'all'], {
     cwd: root,
     env: { HOME: process.env.HOME ?? '/tmp', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    timeoutMs: 120_000
+    timeoutMs: 240_000
   })
   const events = readFileSync(join(root, 'events.log'), 'utf8').trim().split('\n')
   rmSync(root, { recursive: true, force: true })
