@@ -6,15 +6,15 @@ import { parse, stringify } from 'yaml'
 import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 
 /**
- * `npm test` (scripts/test-group.mjs all) in a small project: three timing files (listed under
- * `serial:`) and three others, two of them in one folder. The project's .taprc keeps this one's plugin
- * list: tap's test class is built once for both (a different list would rebuild it under the suite's
- * feet).
+ * `npm test` (scripts/test-group.mjs all) in a small project: four timing files (listed under
+ * `serial:`) in two folders, and three others, two of them in one folder. The project's .taprc keeps
+ * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
+ * under the suite's feet).
  *
- * Each file appends `start <name> <pid> <niceness>` to `events.log` as it starts and `end <name>` as
- * it ends. Files that must overlap wait for each other's start lines (up to 90 s each: the parallel
- * lane runs at the lowest priority, and on a busy machine may start late): were the lanes run one
- * after the other, or the timing files one at a time, those waits would run out and fail.
+ * Each file's one test appends `start <name> <pid> <niceness> <TEST_REDIS_URL>` to `events.log` as it
+ * starts and `end <name>` as it ends. The first timing file and the first parallel one wait for each
+ * other's start (up to 90 s: the parallel lane runs at the lowest priority, and on a busy machine may
+ * start late): were the lanes run one after the other, those waits would run out and fail.
  */
 
 t.setTimeout(600_000)
@@ -26,7 +26,7 @@ interface Fixture { root: string }
 function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
-  for (const folder of ['test/timing', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
+  for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n')
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
@@ -36,7 +36,7 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     reporter: 'terse',
     'allow-incomplete-coverage': true,
     'coverage-report': ['text-summary'],
-    serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing/t3.test.mjs']
+    serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
   }))
   // What coverage reports on: the parallel lane calls one(), the timing lane two() and startOf(). Were
   // either lane's coverage lost, functions would not be covered in full.
@@ -56,6 +56,7 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     '}',
     ''
   ].join('\n'))
+  /** A test file whose one test logs its start and end around `body`. */
   const file = (path: string, body: string[]): void => {
     const name = path.split('/').at(-1)!
     const up = '../'.repeat(path.split('/').length - 1)
@@ -63,17 +64,22 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
       'import t from \'tap\'',
       `import { one, two } from '${up}covered.mjs'`,
       `import { ended, started, startOf } from '${up}events.mjs'`,
-      `started('${name}')`,
-      `t.teardown(() => ended('${name}'))`,
-      ...body,
+      `t.test('${name}', async t => {`,
+      `  started('${name}')`,
+      ...body.map(line => `  ${line}`),
+      `  ended('${name}')`,
+      '})',
       ''
     ].join('\n'))
   }
-  file('test/timing/t1.test.mjs', ['await startOf(\'t2.test.mjs\')', 'await startOf(\'a.test.mjs\')', 't.equal(two(), 2)'])
-  file('test/timing/t2.test.mjs', ['await startOf(\'t1.test.mjs\')', `t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
-  file('test/timing/t3.test.mjs', ['t.equal(two(), 2)'])
+  // t1 and a wait for each other: the lanes must run at the same time.
+  file('test/timing/t1.test.mjs', ['await startOf(\'a.test.mjs\')', 't.equal(two(), 2)'])
+  file('test/timing/t2.test.mjs', [`t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
+  file('test/timing2/t3.test.mjs', ['t.equal(two(), 2)'])
+  file('test/timing2/t4.test.mjs', ['t.equal(two(), 2)'])
   // The Redis this lane was given answers PING.
   file('test/batched/a.test.mjs', [
+    'await startOf(\'t1.test.mjs\')',
     't.equal(one(), 1)',
     'const { port } = new URL(process.env.TEST_REDIS_URL ?? \'redis://127.0.0.1:6379\')',
     'const socket = (await import(\'node:net\')).connect(Number(port), \'127.0.0.1\')',
@@ -107,19 +113,21 @@ const startLine = (events: string[], name: string): { index: number; pid: number
   return { index, pid: Number(pid), niceness: Number(niceness), redis: redis ?? '' }
 }
 
-t.test('both lanes at once: timing files two at a time, the rest batched by folder at the lowest priority; one coverage summary and one count', async t => {
+t.test('both lanes at once: timing files one at a time, the rest two at a time at the lowest priority, both batched by folder; one coverage summary and one count', async t => {
   const { code, stdout, events } = await run(project({ timingPasses: true }))
   t.equal(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 8, pass: 8 }', 'the last line counts both lanes')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes')
   t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
   t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes is kept')
 
-  const [t1, t2, t3, a, b, c] = ['t1', 't2', 't3', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
-  t.ok([t1, t2, t3, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
-  const ends = (name: string): number => events.indexOf(`end ${name}.test.mjs`)
-  t.ok(t3!.index > Math.min(ends('t1'), ends('t2')), 'the third timing file started only once one of the first two had ended')
-  t.equal(a!.pid, b!.pid, 'the two files of one folder ran in one process')
+  const [t1, t2, t3, t4, a, b, c] = ['t1', 't2', 't3', 't4', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
+  t.ok([t1, t2, t3, t4, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
+  const timing = events.filter(line => /^\w+ t\d/.test(line)).map(line => line.split(' ').slice(0, 2).join(' '))
+  t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], 'one timing file at a time, also across processes')
+  t.equal(t1!.pid, t2!.pid, 'the timing files of one folder ran in one process')
+  t.ok(t3!.pid === t4!.pid && t3!.pid !== t1!.pid, 'and those of another in another')
+  t.equal(a!.pid, b!.pid, 'so did the two parallel files of one folder')
   t.not(c!.pid, a!.pid, 'a file of another folder in a process of its own')
 
   t.equal(a!.niceness, 19, 'the parallel lane runs at the lowest priority')
@@ -135,5 +143,5 @@ t.test('both lanes at once: timing files two at a time, the rest batched by fold
 t.test('a failure in either lane fails the whole: the count says so and the exit is not 0', async t => {
   const { code, stdout } = await run(project({ timingPasses: false }))
   t.not(code, 0)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 8, pass: 7, fail: 1 }')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }')
 })
