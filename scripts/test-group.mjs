@@ -2,11 +2,11 @@
 // `npm test` runs `node scripts/test-group.mjs all`: every test file, in two tap runs started together.
 //
 // - The timing lane: the files listed under `serial:` in .taprc (they measure time: answers by a
-//   deadline, drains, load against a budget), one at a time, at the priority `npm test` has.
-// - The parallel lane: every other file, two processes at a time, at the lowest CPU priority (nice 19).
-//
-// In both lanes most files run in batches: the files of one folder, up to BATCH_SIZE, imported one
-// after another into one test process (in the timing lane still one file's tests at a time).
+//   deadline, drains, load against a budget), one at a time, each in a process of its own, at the
+//   priority `npm test` has.
+// - The parallel lane: every other file, two processes at a time, at the lowest CPU priority (nice 19),
+//   most of them in batches: the files of one folder, up to BATCH_SIZE, imported one after another
+//   into one test process.
 //
 // The timing files mostly wait (on Redis, Sentinel, HubSpot's emulator, real drains): at the lowest
 // priority the rest of the suite fills those waits without taking CPU from them when they need it, so
@@ -159,12 +159,13 @@ async function startLaneRedis () {
   return { url: `redis://127.0.0.1:${port}`, stop }
 }
 
-// Batches of timing files run one at a time (`serial:` marks only the files, not the batches).
+// Timing files keep a process each, fresh: what a file before them left in the heap (and the pauses
+// collecting it) would show up in their figures.
 const lanes = [
-  { name: 'timing', files: files.filter(file => timingFiles.has(file)), args: ['--jobs=1'] },
-  { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), args: [], lowPriority: true }
+  { name: 'timing', files: files.filter(file => timingFiles.has(file)) },
+  { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: true }
 ].filter(lane => (group === 'all' || lane.name === group) && lane.files.length > 0)
-for (const lane of lanes) lane.files = batched(lane.name, lane.files)
+for (const lane of lanes) if (lane.lowPriority) lane.files = batched(lane.name, lane.files)
 if (lanes.length === 0) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
@@ -208,7 +209,7 @@ function runTap (args, { env = {}, lowPriority = false, heading = undefined } = 
 const runs = await Promise.all(lanes.map(lane => {
   writeFileSync(`${laneDir}${lane.name}.list`, `${lane.files.join('\n')}\n`)
   const heading = lanes.length > 1 ? `${lane.name} lane: ${lane.files.length} test processes` : undefined
-  return runTap([`--save=${laneDir}${lane.name}.list`, ...lane.files, ...lane.args, ...quietCoverage, ...options], { env: lane.env, lowPriority: lane.lowPriority, heading })
+  return runTap([`--save=${laneDir}${lane.name}.list`, ...lane.files, ...quietCoverage, ...options], { env: lane.env, lowPriority: lane.lowPriority, heading })
 }))
 if (coverage) {
   const reporters = taprc['coverage-report'] ?? ['text-summary']
