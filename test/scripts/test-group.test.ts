@@ -38,8 +38,8 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     'coverage-report': ['text-summary'],
     serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
   }))
-  // What coverage reports on: the parallel lane calls one(), the timing lane two() and startOf(). Were
-  // either lane's coverage lost, functions would not be covered in full.
+  // What coverage reports on: the parallel lane calls one(), the timing lane two(). Were either lane's
+  // coverage lost, functions would not be covered in full.
   writeFileSync(join(root, 'covered.mjs'), 'export const one = () => 1\nexport const two = () => 2\n')
   writeFileSync(join(root, 'events.mjs'), [
     'import { appendFileSync, readFileSync } from \'node:fs\'',
