@@ -44,6 +44,14 @@ if (missing.length > 0) {
   process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
   process.exit(1)
 }
+// Timing files that need the whole machine (package.json `testAlone`): they run last, once both
+// lanes have finished, with nothing beside them at any priority.
+const aloneFiles = new Set(JSON.parse(readFileSync(`${root}package.json`, 'utf8')).testAlone ?? [])
+const notTiming = [...aloneFiles].filter(path => !timingFiles.has(path))
+if (notTiming.length > 0) {
+  process.stderr.write(`package.json's testAlone names files not under .taprc's serial: ${notTiming.join(', ')}\n`)
+  process.exit(1)
+}
 
 const tap = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
 const SUMMARY = /^# \{ total: .*\}\s*$/gm
@@ -164,11 +172,11 @@ async function startLaneRedis () {
 // Timing files keep a process each, fresh: what a file before them left in the heap (and the pauses
 // collecting it) would show up in their figures.
 const lanes = [
-  { name: 'timing', files: files.filter(file => timingFiles.has(file)) },
+  { name: 'timing', files: files.filter(file => timingFiles.has(file) && !aloneFiles.has(file)) },
   { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: true }
 ].filter(lane => (group === 'all' || lane.name === group) && lane.files.length > 0)
 for (const lane of lanes) if (lane.lowPriority) lane.files = batched(lane.name, lane.files)
-if (lanes.length === 0) {
+if (lanes.length === 0 && !(group !== 'parallel' && files.some(file => aloneFiles.has(file)))) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
 }
@@ -208,11 +216,18 @@ function runTap (args, { env = {}, lowPriority = false, heading = undefined } = 
   })
 }
 
-const runs = await Promise.all(lanes.map(lane => {
-  writeFileSync(`${laneDir}${lane.name}.list`, `${lane.files.join('\n')}\n`)
-  const heading = lanes.length > 1 ? `${lane.name} lane: ${lane.files.length} test processes` : undefined
-  return runTap([`--save=${laneDir}${lane.name}.list`, ...lane.files, ...quietCoverage, ...options], { env: lane.env, lowPriority: lane.lowPriority, heading })
-}))
+const alone = group === 'parallel' ? [] : files.filter(file => aloneFiles.has(file))
+const headed = lanes.length + (alone.length > 0 ? 1 : 0) > 1
+
+/** Runs a lane's files in one tap run, over a list of their own. */
+function runLane ({ name, title, files: laneFiles, env, lowPriority }) {
+  writeFileSync(`${laneDir}${name}.list`, `${laneFiles.join('\n')}\n`)
+  const heading = headed ? `${title}: ${laneFiles.length} test processes` : undefined
+  return runTap([`--save=${laneDir}${name}.list`, ...laneFiles, ...quietCoverage, ...options], { env, lowPriority, heading })
+}
+
+const runs = await Promise.all(lanes.map(lane => runLane({ ...lane, title: `${lane.name} lane` })))
+if (alone.length > 0) runs.push(await runLane({ name: 'alone', title: 'alone, after both lanes', files: alone }))
 // The coverage report prints no count; it fails the run only when it fails itself.
 if (coverage) {
   const reporters = taprc['coverage-report'] ?? ['text-summary']

@@ -7,7 +7,8 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 
 /**
  * `npm test` (scripts/test-group.mjs all) in a small project: four timing files (listed under
- * `serial:`) in two folders, and three others, two of them in one folder. The project's .taprc keeps
+ * `serial:`) in two folders, the last of them also under package.json's `testAlone`, and three
+ * others, two of them in one folder. The project's .taprc keeps
  * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
  * under the suite's feet).
  *
@@ -23,11 +24,14 @@ const ours = parse(readFileSync(join(PROJECT_ROOT, '.taprc'), 'utf8')) as { plug
 
 interface Fixture { root: string }
 
+/** This process's niceness, which the suite in the fixture starts with. */
+const own = (): number => getPriority()
+
 function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
-  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n')
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: ['test/timing2/t4.test.mjs'] }))
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
     include: ['test/**/*.test.mjs'],
@@ -125,16 +129,17 @@ t.test('both lanes at once: timing files one at a time, the rest two at a time a
   t.ok([t1, t2, t3, t4, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
   const timing = events.filter(line => /^\w+ t\d/.test(line)).map(line => line.split(' ').slice(0, 2).join(' '))
   t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], 'one timing file at a time')
+  t.ok(events.slice(0, t4!.index).filter(line => line.startsWith('end ')).length === 6, 't4 (package.json testAlone) started once everything else had ended')
   t.equal(new Set([t1, t2, t3, t4].map(line => line!.pid)).size, 4, 'each timing file in a process of its own')
+  t.equal(t4!.niceness, own(), 'the file run alone at the suite\'s priority')
   t.equal(a!.pid, b!.pid, 'the two parallel files of one folder in one process')
   t.not(c!.pid, a!.pid, 'a file of another folder in a process of its own')
 
   t.equal(a!.niceness, 19, 'the parallel lane runs at the lowest priority')
   t.equal(c!.niceness, 19)
-  const own = getPriority()
-  t.equal(t1!.niceness, own, 'the timing lane at the priority the suite was started with')
+  t.equal(t1!.niceness, own(), 'the timing lane at the priority the suite was started with')
   // Inside `npm test` this file itself runs in the parallel lane, at 19: there the two cannot differ.
-  if (own < 19) t.ok(a!.niceness > t1!.niceness, 'below the timing lane')
+  if (own() < 19) t.ok(a!.niceness > t1!.niceness, 'below the timing lane')
   t.match(a!.redis, /^redis:\/\/127\.0\.0\.1:\d+$/, 'the parallel lane has a Redis of its own')
   t.equal(t1!.redis, '-', 'the timing lane the shared one')
 })
