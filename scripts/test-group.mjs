@@ -1,26 +1,26 @@
 /* global process, URL */
-// `npm test` runs `node scripts/test-group.mjs all`: every test file, in two tap runs started together.
+// Runs the test files in two lanes, each a tap run:
 //
 // - The timing lane: the files listed under `serial:` in .taprc (they measure time: answers by a
-//   deadline, drains, load against a budget), one at a time, each in a process of its own, at the
-//   priority `npm test` has.
-// - The parallel lane: every other file, two processes at a time, at the lowest CPU priority (nice 19),
-//   most of them in batches: the files of one folder, up to BATCH_SIZE, imported one after another
-//   into one test process.
+//   deadline, drains, load against a budget), one at a time, each in a process of its own.
+// - The parallel lane: every other file, two processes at a time, most of them in batches: the files
+//   of one folder, up to BATCH_SIZE, imported one after another into one test process. A test process
+//   costs about half a second of CPU before its first test (tap, the loader, the service's modules),
+//   which on two cores was a third of the suite's time.
 //
-// The timing files mostly wait (on Redis, Sentinel, HubSpot's emulator, real drains): at the lowest
-// priority the rest of the suite fills those waits without taking CPU from them when they need it, so
-// a neighbour's work does not show up in their figures. For the same reason the parallel lane gets a
-// Redis of its own, also at the lowest priority (TEST_REDIS_URL), when redis-server is installed.
-// Batches exist because a test process costs about half a second of CPU before its first test (tap,
-// the loader, the service's modules), which on two cores was a third of the suite's time.
+// `npm test` (`all`) runs the parallel lane, then the timing lane: the timing files with nothing
+// beside them. `npm run test:lanes` (`lanes`) runs both at once, in about half the time: the parallel
+// lane at the lowest CPU priority (nice 19) with a Redis of its own at that priority (TEST_REDIS_URL,
+// when redis-server is installed), and the files under package.json's `testAlone` last, once both
+// have finished. The timing files' figures can still be disturbed there (docs/design.md says how
+// often): for quick local runs, not CI.
 //
 // Coverage from both lanes is reported once at the end, followed by one count for the whole suite in
 // tap's own form (`# { total: N, pass: P, ... }`, which .ci/run reads).
 //
-// `npm run test:timing` / `npm run test:parallel` run one lane alone. Further arguments are tap options
-// for each run, e.g. `npm test -- --disable-coverage --exclude 'test/e2e/**'`; to run some files, name
-// them to tap itself (`npx tap test/routes/health.test.ts`).
+// `npm run test:timing` / `npm run test:parallel` run one lane. Further arguments are tap options for
+// each run, e.g. `npm test -- --disable-coverage --exclude 'test/e2e/**'`; to run some files, name them
+// to tap itself (`npx tap test/routes/health.test.ts`).
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
@@ -33,8 +33,8 @@ import { parse } from 'yaml'
 // The project is the working directory (npm runs scripts from the package root); tap is this one's.
 const root = `${process.cwd()}/`
 const [group, ...options] = process.argv.slice(2)
-if (group !== 'all' && group !== 'timing' && group !== 'parallel') {
-  process.stderr.write('usage: node scripts/test-group.mjs all|timing|parallel [tap options]\n')
+if (!['all', 'lanes', 'timing', 'parallel'].includes(group)) {
+  process.stderr.write('usage: node scripts/test-group.mjs all|lanes|timing|parallel [tap options]\n')
   process.exit(2)
 }
 const taprc = parse(readFileSync(`${root}.taprc`, 'utf8'))
@@ -174,13 +174,16 @@ async function startLaneRedis () {
 const lanes = [
   { name: 'timing', files: files.filter(file => timingFiles.has(file) && !aloneFiles.has(file)) },
   { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: true }
-].filter(lane => (group === 'all' || lane.name === group) && lane.files.length > 0)
+].filter(lane => (group === 'all' || group === 'lanes' || lane.name === group) && lane.files.length > 0)
 for (const lane of lanes) if (lane.lowPriority) lane.files = batched(lane.name, lane.files)
 if (lanes.length === 0 && !(group !== 'parallel' && files.some(file => aloneFiles.has(file)))) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
 }
-if (lanes.length === 2) {
+// Side by side (`lanes`) the rest of the suite yields the CPU and Redis to the timing files.
+const together = group === 'lanes'
+for (const lane of lanes) lane.lowPriority = together && lane.lowPriority
+if (together && lanes.length === 2) {
   const redisUrl = await startLaneRedis()
   if (redisUrl !== undefined) lanes.find(lane => lane.name === 'parallel').env = { TEST_REDIS_URL: redisUrl }
 }
@@ -216,7 +219,14 @@ function runTap (args, { env = {}, lowPriority = false, heading = undefined } = 
   })
 }
 
+// One after the other (`all`), the timing lane runs with nothing beside it: its alone files join it.
 const alone = group === 'parallel' ? [] : files.filter(file => aloneFiles.has(file))
+const timingLane = lanes.find(lane => lane.name === 'timing')
+if (!together && alone.length > 0) {
+  if (timingLane === undefined) lanes.push({ name: 'timing', files: alone })
+  else timingLane.files.push(...alone)
+  alone.length = 0
+}
 const headed = lanes.length + (alone.length > 0 ? 1 : 0) > 1
 
 /** Runs a lane's files in one tap run, over a list of their own. */
@@ -226,7 +236,9 @@ function runLane ({ name, title, files: laneFiles, env, lowPriority }) {
   return runTap([`--save=${laneDir}${name}.list`, ...laneFiles, ...quietCoverage, ...options], { env, lowPriority, heading })
 }
 
-const runs = await Promise.all(lanes.map(lane => runLane({ ...lane, title: `${lane.name} lane` })))
+const runs = []
+if (together) runs.push(...await Promise.all(lanes.map(lane => runLane({ ...lane, title: `${lane.name} lane` }))))
+else for (const lane of [...lanes].sort((a, b) => Number(b.name === 'parallel') - Number(a.name === 'parallel'))) runs.push(await runLane({ ...lane, title: `${lane.name} lane` }))
 if (alone.length > 0) runs.push(await runLane({ name: 'alone', title: 'alone, after both lanes', files: alone }))
 // The coverage report prints no count; it fails the run only when it fails itself.
 if (coverage) {

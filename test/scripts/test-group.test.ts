@@ -27,7 +27,7 @@ interface Fixture { root: string }
 /** This process's niceness, which the suite in the fixture starts with. */
 const own = (): number => getPriority()
 
-function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
+function project ({ timingPasses, together = true }: { timingPasses: boolean; together?: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
@@ -77,13 +77,13 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
     ].join('\n'))
   }
   // t1 and a wait for each other: the lanes must run at the same time.
-  file('test/timing/t1.test.mjs', ['await startOf(\'a.test.mjs\')', 't.equal(two(), 2)'])
+  file('test/timing/t1.test.mjs', [...together ? ['await startOf(\'a.test.mjs\')'] : [], 't.equal(two(), 2)'])
   file('test/timing/t2.test.mjs', [`t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
   file('test/timing2/t3.test.mjs', ['t.equal(two(), 2)'])
   file('test/timing2/t4.test.mjs', ['t.equal(two(), 2)'])
   // The Redis this lane was given answers PING.
   file('test/batched/a.test.mjs', [
-    'await startOf(\'t1.test.mjs\')',
+    ...together ? ['await startOf(\'t1.test.mjs\')'] : [],
     't.equal(one(), 1)',
     'const { port } = new URL(process.env.TEST_REDIS_URL ?? \'redis://127.0.0.1:6379\')',
     'const socket = (await import(\'node:net\')).connect(Number(port), \'127.0.0.1\')',
@@ -99,9 +99,9 @@ function project ({ timingPasses }: { timingPasses: boolean }): Fixture {
 
 interface Run { code: number | null; stdout: string; events: string[] }
 
-async function run ({ root }: Fixture): Promise<Run> {
+async function run ({ root }: Fixture, group = 'lanes'): Promise<Run> {
   // Not the suite's own tap environment: the runner inside must behave as it does at the top.
-  const finished = await runToExit(process.execPath, [script, 'all'], {
+  const finished = await runToExit(process.execPath, [script, group], {
     cwd: root,
     env: { HOME: process.env.HOME ?? '/tmp', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
     timeoutMs: 240_000
@@ -117,7 +117,7 @@ const startLine = (events: string[], name: string): { index: number; pid: number
   return { index, pid: Number(pid), niceness: Number(niceness), redis: redis ?? '' }
 }
 
-t.test('both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; one coverage summary and one count', async t => {
+t.test('`lanes`, both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; one coverage summary and one count', async t => {
   const { code, stdout, events } = await run(project({ timingPasses: true }))
   t.equal(code, 0, stdout)
   t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes')
@@ -142,6 +142,20 @@ t.test('both lanes at once: timing files one at a time, the rest two at a time a
   if (own() < 19) t.ok(a!.niceness > t1!.niceness, 'below the timing lane')
   t.match(a!.redis, /^redis:\/\/127\.0\.0\.1:\d+$/, 'the parallel lane has a Redis of its own')
   t.equal(t1!.redis, '-', 'the timing lane the shared one')
+})
+
+t.test('`all` (npm test): the parallel lane, then the timing files with nothing beside them', async t => {
+  const { code, stdout, events } = await run(project({ timingPasses: true, together: false }), 'all')
+  t.equal(code, 0, stdout)
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }')
+  t.equal(stdout.match(/Coverage summary/g)?.length, 1)
+  const names = events.map(line => line.split(' ').slice(0, 2).join(' '))
+  t.same(names.slice(6), ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], `the timing files one at a time, after the others: ${names.join(' | ')}`)
+  const [t1, a, b] = ['t1', 'a', 'b'].map(name => startLine(events, `${name}.test.mjs`))
+  t.equal(a!.pid, b!.pid, 'the parallel files of one folder batched')
+  t.equal(a!.niceness, own(), 'nothing runs at a lower priority')
+  t.equal(a!.redis, '-', 'nor with a Redis of its own')
+  t.equal(t1!.niceness, own())
 })
 
 t.test('a failure in either lane fails the whole: the count says so and the exit is not 0', async t => {
