@@ -86,7 +86,7 @@ function timeLimitMs (file) {
 }
 
 /**
- * The parallel lane's files as tap is to run them: in batches of up to BATCH_SIZE files of one
+ * A lane's files as tap is to run them: in batches of up to BATCH_SIZE files of one
  * folder. A batch is a generated test file under .tap/lanes/ (named after its folder) that imports its
  * files in tap's order; their tests run one after another in one process, within the time limits the
  * files would have had one by one, added up (at most BATCH_TIMEOUT_CAP_MS).
@@ -169,23 +169,23 @@ async function startLaneRedis () {
   return `redis://127.0.0.1:${port}`
 }
 
-// Timing files keep a process each, fresh: what a file before them left in the heap (and the pauses
-// collecting it) would show up in their figures.
+// Side by side (`lanes`) the rest of the suite yields the CPU and Redis to the timing files, and the
+// timing files that need the whole machine run last.
+const together = group === 'lanes'
+const alone = together ? files.filter(file => aloneFiles.has(file)) : []
+// In this order one after the other (`all`). Timing files keep a process each, fresh: what a file
+// before them left in the heap (and the pauses collecting it) would show up in their figures.
 const lanes = [
-  { name: 'timing', files: files.filter(file => timingFiles.has(file) && !aloneFiles.has(file)) },
-  { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: true }
+  { name: 'parallel', files: batched('parallel', files.filter(file => !timingFiles.has(file))), lowPriority: together },
+  { name: 'timing', files: files.filter(file => timingFiles.has(file) && !alone.includes(file)) }
 ].filter(lane => (group === 'all' || group === 'lanes' || lane.name === group) && lane.files.length > 0)
-for (const lane of lanes) if (lane.lowPriority) lane.files = batched(lane.name, lane.files)
-if (lanes.length === 0 && !(group !== 'parallel' && files.some(file => aloneFiles.has(file)))) {
+if (lanes.length === 0 && alone.length === 0) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
 }
-// Side by side (`lanes`) the rest of the suite yields the CPU and Redis to the timing files.
-const together = group === 'lanes'
-for (const lane of lanes) lane.lowPriority = together && lane.lowPriority
 if (together && lanes.length === 2) {
   const redisUrl = await startLaneRedis()
-  if (redisUrl !== undefined) lanes.find(lane => lane.name === 'parallel').env = { TEST_REDIS_URL: redisUrl }
+  if (redisUrl !== undefined) lanes[0].env = { TEST_REDIS_URL: redisUrl }
 }
 
 const coverage = !options.includes('--disable-coverage')
@@ -219,14 +219,6 @@ function runTap (args, { env = {}, lowPriority = false, heading = undefined } = 
   })
 }
 
-// One after the other (`all`), the timing lane runs with nothing beside it: its alone files join it.
-const alone = group === 'parallel' ? [] : files.filter(file => aloneFiles.has(file))
-const timingLane = lanes.find(lane => lane.name === 'timing')
-if (!together && alone.length > 0) {
-  if (timingLane === undefined) lanes.push({ name: 'timing', files: alone })
-  else timingLane.files.push(...alone)
-  alone.length = 0
-}
 const headed = lanes.length + (alone.length > 0 ? 1 : 0) > 1
 
 /** Runs a lane's files in one tap run, over a list of their own. */
@@ -238,7 +230,7 @@ function runLane ({ name, title, files: laneFiles, env, lowPriority }) {
 
 const runs = []
 if (together) runs.push(...await Promise.all(lanes.map(lane => runLane({ ...lane, title: `${lane.name} lane` }))))
-else for (const lane of [...lanes].sort((a, b) => Number(b.name === 'parallel') - Number(a.name === 'parallel'))) runs.push(await runLane({ ...lane, title: `${lane.name} lane` }))
+else for (const lane of lanes) runs.push(await runLane({ ...lane, title: `${lane.name} lane` }))
 if (alone.length > 0) runs.push(await runLane({ name: 'alone', title: 'alone, after both lanes', files: alone }))
 // The coverage report prints no count; it fails the run only when it fails itself.
 if (coverage) {
