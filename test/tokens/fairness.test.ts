@@ -98,7 +98,7 @@ t.test(`${ABUSERS} accounts looping DELETE + GET at their per-caller rate cannot
   t.comment(`HubSpot: ${stats.calls} calls, ${stats.rejected429} answered 429`)
   t.equal(served, LEGITIMATE, 'every new person got a token')
   // While a replica finds Redis unusable (a command over its 150 ms, as on a loaded machine), it counts
-  // mints in its own memory: the allowance then holds per replica, as docs/operations.md says.
+  // mints in its own memory: the allowance then holds per replica (docs/design.md, "New tokens per person").
   const redisUnusable = logs.flatMap(one => one.lines()).filter(line => /^redis unavailable/.test(String(line.msg)))
   const allowed = redisUnusable.length === 0 ? MINT_LIMIT : MINT_LIMIT * (1 + services.length)
   t.comment(`Redis found unusable ${redisUnusable.length} times: ${redisUnusable.map(line => JSON.stringify(line.reason)).join(' | ')}`)
