@@ -44,8 +44,8 @@ if (missing.length > 0) {
   process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
   process.exit(1)
 }
-// Timing files that need the whole machine (package.json `testAlone`): they run last, once both
-// lanes have finished, with nothing beside them at any priority.
+// Timing files that need the whole machine (package.json `testAlone`): side by side (`lanes`) they run
+// last, once both lanes have finished; one after the other (`all`) the timing lane has it anyway.
 const aloneFiles = new Set(JSON.parse(readFileSync(`${root}package.json`, 'utf8')).testAlone ?? [])
 const notTiming = [...aloneFiles].filter(path => !timingFiles.has(path))
 if (notTiming.length > 0) {
@@ -176,9 +176,10 @@ const alone = together ? files.filter(file => aloneFiles.has(file)) : []
 // In this order one after the other (`all`). Timing files keep a process each, fresh: what a file
 // before them left in the heap (and the pauses collecting it) would show up in their figures.
 const lanes = [
-  { name: 'parallel', files: batched('parallel', files.filter(file => !timingFiles.has(file))), lowPriority: together },
+  { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: together },
   { name: 'timing', files: files.filter(file => timingFiles.has(file) && !alone.includes(file)) }
 ].filter(lane => (group === 'all' || group === 'lanes' || lane.name === group) && lane.files.length > 0)
+for (const lane of lanes) if (lane.name === 'parallel') lane.files = batched(lane.name, lane.files)
 if (lanes.length === 0 && alone.length === 0) {
   process.stderr.write('no test files selected\n')
   process.exit(1)

@@ -59,6 +59,9 @@ async function hubspotStagePlugin (app: FastifyInstance, options: HubSpotStageOp
     ? createMemoryDailyAllowance({ limit: dailyLimit, day, clock })
     : createRedisDailyAllowance({ link: redis, limit: dailyLimit, day, clock, replicas: rateLimitReplicas })
   const breaker = new CircuitBreaker({ clock, events, probeTimeoutMs: timeoutMs })
+  // Lateness a caller may have after its slot: half the window's margin, plus up to the other half for
+  // the budget's own round trip, so never more than the margin in all.
+  const halfMarginMs = marginMs(rateLimit.windowMs) / 2
   const gate = createHubSpotGate({
     breaker,
     budget,
@@ -69,9 +72,8 @@ async function hubspotStagePlugin (app: FastifyInstance, options: HubSpotStageOp
     clock,
     windowMs: rateLimit.windowMs,
     maxSlotWaitMs: MAX_SLOT_WAIT_MS,
-    lateToleranceMs: marginMs(rateLimit.windowMs) / 2,
-    // Never more lateness in all than the window's margin.
-    roundTrip: new RoundTripFloor(marginMs(rateLimit.windowMs) / 2)
+    lateToleranceMs: halfMarginMs,
+    roundTrip: new RoundTripFloor(halfMarginMs)
   })
 
   const health = new HubSpotHealth()

@@ -333,6 +333,7 @@ async function timed<T> (options: AcquireOptions, ask: () => Promise<T>): Promis
   const { clock, roundTrip } = options
   const askedAt = clock.now()
   const answer = await ask()
-  roundTrip?.record(clock.now() - askedAt, clock.now())
+  const answeredAt = clock.now()
+  roundTrip?.record(answeredAt - askedAt, answeredAt)
   return answer
 }
