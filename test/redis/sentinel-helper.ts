@@ -8,7 +8,7 @@ import { until } from '../helper.js'
 import { freePort } from '../redis-helper.js'
 
 /**
- * A real Redis Sentinel deployment on loopback: a master, a replica and three Sentinels (quorum 2),
+ * A real Redis Sentinel deployment on loopback: a master, two replicas and three Sentinels (quorum 2),
  * each a redis-server process with its own temporary directory and no persistence, all killed at
  * teardown. Sentinels call a master down after 1 s without an answer.
  */
@@ -27,7 +27,7 @@ export interface SentinelTopology {
   /** REDIS_URL in the sentinel form, listing the three Sentinels. */
   url: string
   sentinelPorts: number[]
-  /** The data nodes, master first at the start. */
+  /** The data nodes, master first at the start, then its two replicas. */
   nodes: RedisProcess[]
   /** The port Sentinel names as master now. */
   masterPort: () => Promise<number>
@@ -90,16 +90,33 @@ async function startNode (t: Teardown, dir: string, replicaOf?: number): Promise
   }
 }
 
+/** Whether the node on `port` is a replica of the one on `masterPort` with its link up (in sync). */
+export async function inSyncWith (port: number, masterPort: number): Promise<boolean> {
+  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    const info = await probe.info('replication')
+    return /role:slave/.test(info) && info.includes(`master_port:${masterPort}\r\n`) && /master_link_status:up/.test(info)
+  } catch {
+    return false
+  } finally {
+    probe.disconnect()
+  }
+}
+
 /**
- * A master, its replica and three Sentinels monitoring them. By default it returns once a failover
- * could happen; `{ failover: false }` returns as soon as the replica is in sync, for a test that only
- * asks the Sentinels where the master is.
+ * A master, two replicas and three Sentinels monitoring them. Two replicas, so that after one failover
+ * a replica in sync is there for the next at once: a demoted master is turned into a replica only
+ * about 8 s later (Sentinel waits for it to report its role a few times first). By default it returns
+ * once a failover could happen; `{ failover: false }` returns as soon as the replicas are in sync, for
+ * a test that only asks the Sentinels where the master is.
  */
 export async function startSentinelTopology (t: Teardown, options: { failover?: boolean } = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'chat-token-sentinel-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const master = await startNode(t, dir)
-  const replica = await startNode(t, dir, master.port)
+  const replicas = [await startNode(t, dir, master.port), await startNode(t, dir, master.port)]
   const sentinelPorts: number[] = []
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
@@ -119,17 +136,19 @@ export async function startSentinelTopology (t: Teardown, options: { failover?: 
     sentinelPorts.push(port)
   }
   const sentinel = connection(sentinelPorts[0]!)
-  const inspector = connection(replica.port)
-  t.teardown(() => { sentinel.disconnect(); inspector.disconnect() })
-  await until('the replica is in sync', async () => /master_link_status:up/.test(await inspector.info('replication')), 20_000)
-  // A failover needs every Sentinel to know the replica and the other Sentinels (hello messages, every 2 s).
-  if (options.failover !== false) await until('the Sentinels know the replica and each other', async () => {
+  t.teardown(() => sentinel.disconnect())
+  await until('the replicas are in sync', async () => {
+    for (const replica of replicas) if (!await inSyncWith(replica.port, master.port)) return false
+    return true
+  }, 20_000)
+  // A failover needs every Sentinel to know the replicas and the other Sentinels (hello messages, every 2 s).
+  if (options.failover !== false) await until('the Sentinels know the replicas and each other', async () => {
     for (const port of sentinelPorts) {
       const asked = connection(port)
       try {
-        const replicas = await asked.call('SENTINEL', 'REPLICAS', MASTER_NAME) as unknown[]
+        const known = await asked.call('SENTINEL', 'REPLICAS', MASTER_NAME) as unknown[]
         const others = await asked.call('SENTINEL', 'SENTINELS', MASTER_NAME) as unknown[]
-        if (replicas.length < 1 || others.length < 2) return false
+        if (known.length < replicas.length || others.length < 2) return false
       } finally {
         asked.disconnect()
       }
@@ -144,7 +163,7 @@ export async function startSentinelTopology (t: Teardown, options: { failover?: 
   return {
     url: `redis+sentinel://${sentinelPorts.map(port => `127.0.0.1:${port}`).join(',')}/${MASTER_NAME}`,
     sentinelPorts,
-    nodes: [master, replica],
+    nodes: [master, ...replicas],
     masterPort,
     sentinel,
     master: async () => connection(await masterPort())
