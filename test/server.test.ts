@@ -143,7 +143,7 @@ t.test('one start-up line gives the version, the Node version and the configurat
 })
 
 t.test('SIGTERM under steady load: readiness turns 503, no request is lost, the process exits 0', async t => {
-  const DRAIN_MS = 3000
+  const DRAIN_MS = 1500
   const STRAGGLER_DELAY_MS = DRAIN_MS + 1000
   const emulator = await startEmulator(t, { latencyMs: 10, rateLimit: { max: 1_000_000, intervalMs: 1000 } })
   const server = startServer(t, serviceEnv(emulator.url, {
@@ -229,7 +229,8 @@ t.test('a request from before SIGTERM that outlasts the drain is answered, and i
   // server's close open for KEEP_ALIVE_TIMEOUT_MS unless the answer closes it.
   const pool = new Pool(url, { connections: 1 })
   t.teardown(() => pool.destroy())
-  emulator.setFaults({ sequence: [{ kind: 'delay', ms: 2500 }] })
+  // HubSpot answers a second after the 500 ms drain has ended.
+  emulator.setFaults({ sequence: [{ kind: 'delay', ms: 1500 }] })
   const answer = pool.request({ path: '/chat-token', method: 'GET', headers: bearer(signSession({ sub: 'slow', email: 'slow@example.com' })) })
   while (emulator.calls().length === 0) await new Promise(resolve => setImmediate(resolve))
   server.child.kill('SIGTERM')
