@@ -4,7 +4,7 @@ import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.j
 
 /**
  * The outbound HubSpot budget shared by two replicas through Redis, under a login storm. It takes both
- * cores: `npm run test:lanes` runs it once everything else has finished (package.json `testAlone`).
+ * cores: `npm test` runs it once everything else has finished (package.json `testAlone`).
  */
 
 const skip = await redisSkipReason()

@@ -6,9 +6,10 @@ import { parse, stringify } from 'yaml'
 import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 
 /**
- * `npm test` (scripts/test-group.mjs all) in a small project: four timing files (listed under
- * `serial:`) in two folders, the last of them also under package.json's `testAlone`, and three
- * others, two of them in one folder. The project's .taprc keeps
+ * `npm test` (scripts/test-group.mjs lanes) and `npm run test:sequential` in a small project: four
+ * timing files (listed under `serial:`) in two folders, the last of them also under package.json's
+ * `testAlone`, and three others, two of them in one folder. One timing file, t2, passes, fails, or
+ * fails only its first run, as a test asks. The project's .taprc keeps
  * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
  * under the suite's feet).
  *
@@ -27,7 +28,10 @@ interface Fixture { root: string }
 /** This process's niceness, which the suite in the fixture starts with. */
 const own = (): number => getPriority()
 
-function project ({ timingPasses, together = true }: { timingPasses: boolean; together?: boolean }): Fixture {
+/** Whether t2, a timing file, passes: always, never, or only when it runs a second time. */
+type TimingOutcome = 'passes' | 'fails' | 'passes again'
+
+function project ({ timing, together = true }: { timing: TimingOutcome; together?: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
@@ -78,7 +82,14 @@ function project ({ timingPasses, together = true }: { timingPasses: boolean; to
   }
   // t1 and a wait for each other: the lanes must run at the same time.
   file('test/timing/t1.test.mjs', [...together ? ['await startOf(\'a.test.mjs\')'] : [], 't.equal(two(), 2)'])
-  file('test/timing/t2.test.mjs', [`t.equal(two(), ${timingPasses ? 2 : 3}, 'the timing file')`])
+  // Its runs counted in a file of their own: 'passes again' fails the first.
+  file('test/timing/t2.test.mjs', [
+    'const { appendFileSync, readFileSync } = await import(\'node:fs\')',
+    'const runs = new URL(\'../../t2-runs\', import.meta.url)',
+    'appendFileSync(runs, \'x\')',
+    `const passes = ${JSON.stringify(timing)} === 'passes' || (${JSON.stringify(timing)} === 'passes again' && readFileSync(runs, 'utf8').length > 1)`,
+    't.equal(two(), passes ? 2 : 3, \'the timing file\')'
+  ])
   file('test/timing2/t3.test.mjs', ['t.equal(two(), 2)'])
   file('test/timing2/t4.test.mjs', ['t.equal(two(), 2)'])
   // The Redis this lane was given answers PING.
@@ -117,10 +128,11 @@ const startLine = (events: string[], name: string): { index: number; pid: number
   return { index, pid: Number(pid), niceness: Number(niceness), redis: redis ?? '' }
 }
 
-t.test('`lanes`, both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; one coverage summary and one count', async t => {
-  const { code, stdout, events } = await run(project({ timingPasses: true }))
+t.test('`lanes` (npm test), both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; a timing file that failed beside them runs again alone; one coverage summary and one count', async t => {
+  const { code, stdout, events } = await run(project({ timing: 'passes again' }))
   t.equal(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes, t2 as its second run went')
+  t.match(stdout, /# timing lane: 3 test processes[\s\S]*FAIL\s+test\/timing\/t2\.test\.mjs[\s\S]*# alone, after both lanes, with 1 timing file that failed beside the other lane: test\/timing\/t2\.test\.mjs/, 't2\'s first failure is shown, then its second run')
   t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
   t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes is kept')
@@ -128,8 +140,10 @@ t.test('`lanes`, both lanes at once: timing files one at a time, the rest two at
   const [t1, t2, t3, t4, a, b, c] = ['t1', 't2', 't3', 't4', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
   t.ok([t1, t2, t3, t4, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
   const timing = events.filter(line => /^\w+ t\d/.test(line)).map(line => line.split(' ').slice(0, 2).join(' '))
-  t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], 'one timing file at a time')
-  t.ok(events.slice(0, t4!.index).filter(line => line.startsWith('end ')).length === 6, 't4 (package.json testAlone) started once everything else had ended')
+  t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], 'one timing file at a time, t2 again before t4')
+  const t2Again = events.findLastIndex(line => line.startsWith('start t2.test.mjs '))
+  t.ok(events.slice(0, t2Again).filter(line => line.startsWith('end ')).length === 6, 't2 ran again once both lanes had ended')
+  t.ok(events.slice(0, t4!.index).filter(line => line.startsWith('end ')).length === 7, 't4 (package.json testAlone) started once everything else had ended')
   t.equal(new Set([t1, t2, t3, t4].map(line => line!.pid)).size, 4, 'each timing file in a process of its own')
   t.equal(t4!.niceness, own(), 'the file run alone at the suite\'s priority')
   t.equal(a!.pid, b!.pid, 'the two parallel files of one folder in one process')
@@ -144,10 +158,10 @@ t.test('`lanes`, both lanes at once: timing files one at a time, the rest two at
   t.equal(t1!.redis, '-', 'the timing lane the shared one')
 })
 
-t.test('`all` (npm test): the parallel lane, then the timing files with nothing beside them', async t => {
-  const { code, stdout, events } = await run(project({ timingPasses: true, together: false }), 'all')
-  t.equal(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }')
+t.test('`sequential`: the parallel lane, then the timing files with nothing beside them; a failed one is not run again', async t => {
+  const { code, stdout, events } = await run(project({ timing: 'passes again', together: false }), 'sequential')
+  t.not(code, 0, stdout)
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
   const names = events.map(line => line.split(' ').slice(0, 2).join(' '))
   t.same(names.slice(6), ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], `the timing files one at a time, after the others: ${names.join(' | ')}`)
@@ -159,7 +173,8 @@ t.test('`all` (npm test): the parallel lane, then the timing files with nothing 
 })
 
 t.test('a failure in either lane fails the whole: the count says so and the exit is not 0', async t => {
-  const { code, stdout } = await run(project({ timingPasses: false }))
+  const { code, stdout, events } = await run(project({ timing: 'fails' }))
   t.not(code, 0)
   t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }')
+  t.equal(events.filter(line => line.startsWith('start t2.test.mjs ')).length, 2, 'the timing file failed beside the other lane and again alone')
 })
