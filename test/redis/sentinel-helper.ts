@@ -107,10 +107,10 @@ export async function inSyncWith (port: number, masterPort: number): Promise<boo
 
 /**
  * A master, two replicas and three Sentinels monitoring them. Two replicas, so that after one failover
- * a replica in sync is there for the next at once: a demoted master is turned into a replica only
- * about 8 s later (Sentinel waits for it to report its role a few times first). By default it returns
- * once a failover could happen; `{ failover: false }` returns as soon as the replicas are in sync, for
- * a test that only asks the Sentinels where the master is.
+ * a replica in sync is there for the next at once: Sentinel turned a demoted master into a replica
+ * only about 8 s after the failover (measured here). By default it returns once a failover could
+ * happen; `{ failover: false }` returns as soon as the replicas are in sync, for a test that only asks
+ * the Sentinels where the master is.
  */
 export async function startSentinelTopology (t: Teardown, options: { failover?: boolean } = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'chat-token-sentinel-'))
