@@ -10,9 +10,9 @@
 //
 // `npm test` (`lanes`) runs both at once: the parallel lane at the lowest CPU priority (nice 19) with a
 // Redis of its own at that priority (TEST_REDIS_URL, when redis-server is installed), the timing lane
-// at the priority it was started with. Then the timing files that failed beside the other lane run
-// again, with the machine to themselves: their figures may have measured the neighbour. The second
-// run decides; the first failure stays in the report.
+// at the priority it was started with. Then, with the machine to themselves: the timing files that
+// failed beside the other lane, again (their figures may have measured the neighbour; the second run
+// decides, the first failure stays in the report), and the files under package.json's `testAlone`.
 // `npm run test:sequential` (`sequential`) runs the parallel lane, then the timing lane with nothing
 // beside it, each file once.
 //
@@ -43,6 +43,14 @@ const timingFiles = new Set(taprc.serial ?? [])
 const missing = [...timingFiles].filter(path => !existsSync(`${root}${path}`))
 if (missing.length > 0) {
   process.stderr.write(`.taprc lists serial files that do not exist: ${missing.join(', ')}\n`)
+  process.exit(1)
+}
+// Timing files that need the whole machine (package.json `testAlone`): side by side (`lanes`) they run
+// last, once both lanes have finished; one after the other (`sequential`) the timing lane has it anyway.
+const aloneFiles = new Set(JSON.parse(readFileSync(`${root}package.json`, 'utf8')).testAlone ?? [])
+const notTiming = [...aloneFiles].filter(path => !timingFiles.has(path))
+if (notTiming.length > 0) {
+  process.stderr.write(`package.json's testAlone names files not under .taprc's serial: ${notTiming.join(', ')}\n`)
   process.exit(1)
 }
 
@@ -162,16 +170,18 @@ async function startLaneRedis () {
   return `redis://127.0.0.1:${port}`
 }
 
-// Side by side (`lanes`) the rest of the suite yields the CPU and Redis to the timing files.
+// Side by side (`lanes`) the rest of the suite yields the CPU and Redis to the timing files, and the
+// timing files that need the whole machine run last.
 const together = group === 'lanes'
+const alone = together ? files.filter(file => aloneFiles.has(file)) : []
 // In this order one after the other (`sequential`). Timing files keep a process each, fresh: what a file
 // before them left in the heap (and the pauses collecting it) would show up in their figures.
 const lanes = [
   { name: 'parallel', files: files.filter(file => !timingFiles.has(file)), lowPriority: together },
-  { name: 'timing', files: files.filter(file => timingFiles.has(file)) }
+  { name: 'timing', files: files.filter(file => timingFiles.has(file) && !alone.includes(file)) }
 ].filter(lane => (group === 'sequential' || group === 'lanes' || lane.name === group) && lane.files.length > 0)
 for (const lane of lanes) if (lane.name === 'parallel') lane.files = batched(lane.name, lane.files)
-if (lanes.length === 0) {
+if (lanes.length === 0 && alone.length === 0) {
   process.stderr.write('no test files selected\n')
   process.exit(1)
 }
@@ -231,7 +241,7 @@ function runTap (args, { env = {}, lowPriority = false, heading = undefined, qui
   })
 }
 
-const headed = lanes.length > 1
+const headed = lanes.length + (alone.length > 0 ? 1 : 0) > 1
 
 /** Runs a lane's files in one tap run, over a list of their own. */
 async function runLane ({ name, title, files: laneFiles, env, lowPriority }) {
@@ -254,14 +264,18 @@ else for (const lane of lanes) runs.push(await runLane({ ...lane, title: `${lane
 // stays in the timing lane's report above; its verdict is the second run.
 const timingLane = lanes.find(lane => lane.name === 'timing')
 const again = together && lanes.length === 2 && timingLane !== undefined ? notPassed('timing') : []
+if (again.length > 0 || alone.length > 0) {
+  const title = again.length === 0
+    ? 'alone, after both lanes'
+    : `alone, after both lanes, with ${again.length} timing file${again.length === 1 ? '' : 's'} that failed beside the other lane: ${again.join(', ')}`
+  runs.push(await runLane({ name: 'alone', title, files: [...again, ...alone] }))
+}
 if (again.length > 0) {
-  const title = `timing file${again.length === 1 ? '' : 's'} that failed beside the other lane, again alone: ${again.join(', ')}`
-  await runLane({ name: 'again', title, files: again })
   // The timing files' count from each one's last run (tap keeps every file's results under
-  // .tap/test-results), in place of the timing lane's.
-  // Without coverage of its own: a replay that finds none to report exits 1.
-  const verdict = await runTap(['replay', '--disable-coverage', ...timingLane.files], { quiet: true })
-  runs = [...runs.filter(run => run.lane !== 'timing'), { ...verdict, lane: 'timing' }]
+  // .tap/test-results), in place of the timing lane's and the alone run's. Without coverage of its
+  // own: a replay that finds none to report exits 1.
+  const verdict = await runTap(['replay', '--disable-coverage', ...timingLane.files, ...alone], { quiet: true })
+  runs = [...runs.filter(run => run.lane === 'parallel'), { ...verdict, lane: 'timing' }]
 }
 // The coverage report prints no count; it fails the run only when it fails itself.
 if (coverage) {

@@ -7,9 +7,9 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 
 /**
  * `npm test` (scripts/test-group.mjs lanes) and `npm run test:sequential` in a small project: four
- * timing files (listed under `serial:`) in two folders and three others, two of them in one folder.
- * One timing file, t2, passes, fails, or fails only its first run, as a test asks. The project's
- * .taprc keeps
+ * timing files (listed under `serial:`) in two folders, the last of them also under package.json's
+ * `testAlone`, and three others, two of them in one folder. One timing file, t2, passes, fails, or
+ * fails only its first run, as a test asks. The project's .taprc keeps
  * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
  * under the suite's feet).
  *
@@ -35,7 +35,7 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module' }))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: ['test/timing2/t4.test.mjs'] }))
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
     include: ['test/**/*.test.mjs'],
@@ -133,16 +133,18 @@ t.test('`lanes` (npm test), both lanes at once: timing files one at a time, the 
   const { code, stdout, events } = await run(project({ timing: 'passes again' }), 'lanes', ['--disable-coverage'])
   t.equal(code, 0, stdout)
   t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes, t2 as its second run went')
-  t.match(stdout, /# timing lane: 4 test processes[\s\S]*FAIL\s+test\/timing\/t2\.test\.mjs[\s\S]*# timing file that failed beside the other lane, again alone: test\/timing\/t2\.test\.mjs: 1 test processes/, 't2\'s first failure is shown, then its second run')
+  t.match(stdout, /# timing lane: 3 test processes[\s\S]*FAIL\s+test\/timing\/t2\.test\.mjs[\s\S]*# alone, after both lanes, with 1 timing file that failed beside the other lane: test\/timing\/t2\.test\.mjs: 2 test processes/, 't2\'s first failure is shown, then its second run')
 
   const [t1, t2, t3, t4, a, b, c] = ['t1', 't2', 't3', 't4', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
   t.ok([t1, t2, t3, t4, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
   const timing = events.filter(line => /^\w+ t\d/.test(line)).map(line => line.split(' ').slice(0, 2).join(' '))
-  t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs'], 'one timing file at a time, then t2 again')
+  t.same(timing, ['start t1.test.mjs', 'end t1.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t3.test.mjs', 'end t3.test.mjs', 'start t2.test.mjs', 'end t2.test.mjs', 'start t4.test.mjs', 'end t4.test.mjs'], 'one timing file at a time, t2 again before t4')
   const t2Again = startLine(events.slice(t2!.index + 1), 't2.test.mjs')
-  t.equal(events.slice(0, t2!.index + 1 + t2Again.index).filter(line => line.startsWith('end ')).length, 7, 't2 ran again once both lanes had ended')
+  t.equal(events.slice(0, t2!.index + 1 + t2Again.index).filter(line => line.startsWith('end ')).length, 6, 't2 ran again once both lanes had ended')
+  t.equal(events.slice(0, t4!.index).filter(line => line.startsWith('end ')).length, 7, 't4 (package.json testAlone) started once everything else had ended')
   t.equal(new Set([t1, t2, t3, t4, t2Again].map(line => line!.pid)).size, 5, 'each timing file in a process of its own, t2\'s second run too')
-  t.equal(t2Again.niceness, own(), 'at the suite\'s priority')
+  t.equal(t2Again.niceness, own(), 'run again at the suite\'s priority')
+  t.equal(t4!.niceness, own(), 'the file run alone too')
   t.equal(a!.pid, b!.pid, 'the two parallel files of one folder in one process')
   t.not(c!.pid, a!.pid, 'a file of another folder in a process of its own')
 
