@@ -18,7 +18,15 @@ type TapTest = {
   fail: (message: string) => void
 }
 
-/** The browser for one test file, or undefined when the file was skipped (outside CI only). */
+/**
+ * One browser per test process, shared by the files of a batch: every test opens a context of its own
+ * (no cookies, storage or cache in common with another), and a Chromium start costs a few seconds of
+ * CPU. It closes when the process's tests have ended (the teardown of tap's root test, which every
+ * file passes here).
+ */
+let shared: Promise<Browser> | undefined
+
+/** The browser for a test file, or undefined when the file was skipped (outside CI only). */
 export async function launchChromium (t: TapTest): Promise<Browser | undefined> {
   if (!existsSync(CHROMIUM_PATH)) {
     const message = `${CHROMIUM_PATH} is missing: install it with apt-get install -y chromium`
@@ -30,9 +38,12 @@ export async function launchChromium (t: TapTest): Promise<Browser | undefined> 
     t.plan(0, `skip: ${message}`)
     return undefined
   }
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true })
-  t.teardown(() => browser.close())
-  return browser
+  if (shared === undefined) {
+    shared = chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true })
+    const browser = await shared
+    t.teardown(() => browser.close())
+  }
+  return await shared
 }
 
 export interface ChatEvent {
