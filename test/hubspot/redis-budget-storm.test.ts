@@ -1,6 +1,7 @@
 import t from 'tap'
-import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
+import { bearer, signSession, startEmulatorProcess, startService, type HttpAnswer } from '../helper.js'
+import { redisScope, redisSkipReason } from '../redis-helper.js'
+import { redisBudgetEnv } from './redis-budget-env.js'
 
 /**
  * The outbound HubSpot budget shared by two replicas through Redis, under a login storm. It takes both
@@ -16,14 +17,7 @@ t.test('a 1000-identity storm on two replicas never exceeds HubSpot\'s rolling l
   // its own process so that it counts calls when they arrive, not when this busy process gets to them.
   const emulator = await startEmulatorProcess(t, ['--rate-limit', '100/1s'])
   const timeoutMs = 30_000
-  const env = baseEnv(emulator as never, {
-    REDIS_URL: SHARED_REDIS_URL,
-    HUBSPOT_RATE_LIMIT: '100/1s',
-    HUBSPOT_TIMEOUT_MS: String(timeoutMs),
-    RATE_LIMIT_MAX: '100000',
-    // The budget is under test, not load shedding, which a busy test machine could trigger.
-    MAX_EVENT_LOOP_DELAY_MS: '0'
-  })
+  const env = redisBudgetEnv(emulator, { HUBSPOT_RATE_LIMIT: '100/1s', HUBSPOT_TIMEOUT_MS: String(timeoutMs) })
   const [a, b] = await Promise.all([0, 1].map(() => startService(t, env, { redisKeyPrefix: scope.prefix })))
   const sessions = Array.from({ length: 1000 }, (_, i) => bearer(signSession({ sub: `user-${i}`, email: `user.${i}@example.com` })))
   const started = Date.now()

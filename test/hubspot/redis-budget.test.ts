@@ -1,12 +1,12 @@
 import t from 'tap'
-import type { Env } from '../../src/config/types.js'
 import { connectRedis } from '../../src/redis/connection.js'
 import { slotSpacingMs } from '../../src/hubspot/outbound-budget.js'
 import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
 import { noServiceEvents } from '../../src/events.js'
-import { baseEnv, bearer, build, signSession, startEmulator, startService, type HttpAnswer } from '../helper.js'
+import { bearer, build, signSession, startEmulator, startService, type HttpAnswer } from '../helper.js'
 import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
+import { redisBudgetEnv } from './redis-budget-env.js'
 
 /** The outbound HubSpot budget shared by the replicas through Redis. */
 
@@ -14,16 +14,6 @@ const skip = await redisSkipReason()
 // Load tests: a busy CI machine may need more than the default 60 s for the whole file.
 t.setTimeout(180_000)
 const silentLog = { info: () => {}, warn: () => {} } as never
-
-function env (emulator: { url: string }, overrides: Env = {}): Env {
-  return baseEnv(emulator as never, {
-    REDIS_URL: SHARED_REDIS_URL,
-    RATE_LIMIT_MAX: '100000',
-    // This file tests the budget, not load shedding, which a busy test machine could trigger.
-    MAX_EVENT_LOOP_DELAY_MS: '0',
-    ...overrides
-  })
-}
 
 t.test('the script keeps a rolling window across replicas and queues callers on Redis\'s clock', { skip }, async t => {
   const scope = redisScope(t)
@@ -92,7 +82,7 @@ t.test('Redis a round trip away that is longer than the lateness tolerance: new 
   // A 1 s window: 100 ms of margin, 50 ms of it the tolerance for leaving late. Redis is 40 ms away
   // each way (80 ms a round trip, within the 150 ms a command may take): every answer of the budget
   // comes back later than the tolerance, and asking again cannot make it sooner.
-  const service = await build(t, env(emulator, { REDIS_URL: url, HUBSPOT_RATE_LIMIT: '100/1s', HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })
+  const service = await build(t, redisBudgetEnv(emulator, { REDIS_URL: url, HUBSPOT_RATE_LIMIT: '100/1s', HUBSPOT_MAX_RETRIES: '0' }), { redisKeyPrefix: scope.prefix })
   proxy.setMode({ kind: 'slow', delayMs: 40 })
   const answers: HttpAnswer[] = []
   for (let i = 0; i < 5; i++) answers.push(await service.get('/chat-token', bearer(signSession({ sub: `far-${i}`, email: `far.${i}@example.com` }))))
@@ -106,7 +96,7 @@ t.test('a 429 seen by one replica pauses the others', { skip }, async t => {
   const emulator = await startEmulator(t, { rateLimit: { max: 10_000, intervalMs: 1000 } })
   emulator.setFaults({ sequence: [{ kind: 'status', status: 429, headers: { 'Retry-After': '8' } }] })
   const overrides = { HUBSPOT_MAX_RETRIES: '0', HUBSPOT_RATE_LIMIT: '10000/1s' }
-  const [a, b] = await Promise.all([0, 1].map(() => startService(t, env(emulator, overrides), { redisKeyPrefix: scope.prefix })))
+  const [a, b] = await Promise.all([0, 1].map(() => startService(t, redisBudgetEnv(emulator, overrides), { redisKeyPrefix: scope.prefix })))
   t.equal((await a!.get('/chat-token', bearer(signSession({ sub: 'a', email: 'a@example.com' })))).status, 503)
   const other = await b!.get('/chat-token', bearer(signSession({ sub: 'b', email: 'b@example.com' })))
   t.equal(other.status, 503)
