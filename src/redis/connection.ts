@@ -15,6 +15,13 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'ct:v1:'
 
 /** A slow Redis must not make /chat-token slow: a command that takes longer is abandoned. */
 const COMMAND_TIMEOUT_MS = 150
+/**
+ * The most a patient command waits (RunOptions.patientMs): one that decides whether a logout wins.
+ * Abandoning one of those hands a token minted before a logout to whoever asks after it, so a Redis that
+ * stalls for a moment is waited for. A logout is rare and a lock holder waits on HubSpot anyway; a Redis
+ * that stays slow fails the ordinary commands first, and new requests then skip it.
+ */
+export const PATIENT_COMMAND_TIMEOUT_MS = 1000
 /** ioredis's own timeout only clears commands that Redis never answers (we stopped waiting long before). */
 const BACKSTOP_TIMEOUT_MS = 2000
 const CONNECT_TIMEOUT_MS = 1000
@@ -47,6 +54,13 @@ export interface RunOptions {
    * and when one goes through, Redis counts as accepting writes again.
    */
   write?: boolean
+  /**
+   * A patient command: waits this long for the answer (within COMMAND_TIMEOUT_MS and
+   * PATIENT_COMMAND_TIMEOUT_MS), and is sent while Redis is being left alone after a timeout as long as
+   * the connection stands: another request's command timing out must not make a lock holder skip the
+   * write that tells it of a logout.
+   */
+  patientMs?: number
 }
 
 /** For readiness: what is wrong with Redis, and why, in words an operator can act on. */
@@ -95,18 +109,18 @@ export interface RedisLinkOptions {
 }
 
 /**
- * Gives up on a command after COMMAND_TIMEOUT_MS, but only after one more pass of the event loop's I/O
+ * Gives up on a command after `ms`, but only after one more pass of the event loop's I/O
  * phase: when the process itself is busy, the timer fires late with Redis's answer already waiting in
  * the socket, and that is not a slow Redis (treating it as one would fall back and mint twice).
  */
-function withinCommandTimeout<T> (work: Promise<T>): Promise<T> {
+function withinCommandTimeout<T> (work: Promise<T>, ms = COMMAND_TIMEOUT_MS): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false
     const timer = setTimeout(() => setImmediate(() => {
       if (settled) return
       settled = true
-      reject(new Error(`redis command took longer than ${COMMAND_TIMEOUT_MS} ms`))
-    }), COMMAND_TIMEOUT_MS)
+      reject(new Error(`redis command took longer than ${ms} ms`))
+    }), ms)
     work.then(value => {
       clearTimeout(timer)
       if (settled) return
@@ -308,10 +322,12 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   }
 
   async function run<T> (command: (redis: Redis) => Promise<T>, options: RunOptions = {}): Promise<T | RedisUnavailable> {
-    if (!usable()) return REDIS_UNAVAILABLE
+    const { patientMs } = options
+    if (patientMs === undefined ? !usable() : client.status !== 'ready') return REDIS_UNAVAILABLE
     if (options.write === true && clock.now() < writesPausedUntil) return REDIS_UNAVAILABLE
     try {
-      const result = await withinCommandTimeout(command(client))
+      const timeoutMs = patientMs === undefined ? COMMAND_TIMEOUT_MS : Math.min(PATIENT_COMMAND_TIMEOUT_MS, Math.max(COMMAND_TIMEOUT_MS, patientMs))
+      const result = await withinCommandTimeout(command(client), timeoutMs)
       if (clock.now() >= suspendedUntil) setUp(true)
       if (options.write === true) writesAccepted()
       return result

@@ -3,7 +3,7 @@ import type { Clock, Deadline } from '../deadline.js'
 import { ServiceError } from '../errors.js'
 import { COUNT_CALLER_LUA } from '../http/caller-limit.js'
 import type { MintedToken } from '../hubspot/client.js'
-import { REDIS_UNAVAILABLE, type RedisLink, type RedisUnavailable } from '../redis/connection.js'
+import { PATIENT_COMMAND_TIMEOUT_MS, REDIS_UNAVAILABLE, type RedisLink, type RedisUnavailable } from '../redis/connection.js'
 import type { CacheCrypto } from './cache-crypto.js'
 import { FillNotices, formatNotice } from './fill-notices.js'
 import type { MemoryTokenStore } from './memory-token-store.js'
@@ -136,7 +136,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   }
 
   function recordForget (hash: string): Promise<unknown> {
-    return link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]))
+    return link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]), { patientMs: PATIENT_COMMAND_TIMEOUT_MS })
   }
 
   async function replayForgets (): Promise<void> {
@@ -151,8 +151,9 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     }
   }
 
-  async function read (key: CacheKey, hash: string): Promise<Seen | RedisUnavailable> {
-    const found = await link.run(redis => redis.mgetBuffer(tokenKey(hash), generationKey(hash)))
+  /** `patientMs` for the lock holder's read: the generation it finds decides whether a later logout wins. */
+  async function read (key: CacheKey, hash: string, patientMs?: number): Promise<Seen | RedisUnavailable> {
+    const found = await link.run(redis => redis.mgetBuffer(tokenKey(hash), generationKey(hash)), { patientMs })
     if (found === REDIS_UNAVAILABLE) return found
     return seenIn(key, hash, found[0], found[1])
   }
@@ -172,28 +173,29 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   }
 
   /** 'stale' when a logout came in since `generation` was read: the token must not be handed out. */
-  async function write (key: CacheKey, hash: string, minted: MintedToken, generation: string): Promise<'stored' | 'stale' | RedisUnavailable> {
+  async function write (key: CacheKey, hash: string, minted: MintedToken, generation: string, patientMs: number): Promise<'stored' | 'stale' | RedisUnavailable> {
     const redisKey = tokenKey(hash)
     const lifeMs = ttlMs - (clock.now() - minted.issuedAt)
     if (lifeMs <= 0) return 'stored'
     const sealed = crypto.seal(redisKey, { ...minted, fingerprint: key.fingerprint })
-    const written = await link.run(() => writeScript([redisKey, generationKey(hash)], [sealed, Math.ceil(lifeMs), generation]), { write: true })
+    const written = await link.run(() => writeScript([redisKey, generationKey(hash)], [sealed, Math.ceil(lifeMs), generation]), { write: true, patientMs })
     return written === REDIS_UNAVAILABLE ? written : written === 1 ? 'stored' : 'stale'
   }
 
-  async function holdAndMint (key: CacheKey, hash: string, owner: string, mint: () => Promise<MintedToken>): Promise<MintedToken> {
+  /** Redis is waited for as long as the deadline allows (up to PATIENT_COMMAND_TIMEOUT_MS per command). */
+  async function holdAndMint (key: CacheKey, hash: string, owner: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     let failure: unknown
     try {
       for (;;) {
         // Someone may have filled it between our lookup and taking the lock.
-        const seen = await read(key, hash)
+        const seen = await read(key, hash, deadline.remainingMs())
         if (seen !== REDIS_UNAVAILABLE && seen.token !== undefined) return seen.token
         const generation = seen === REDIS_UNAVAILABLE ? undefined : seen.generation
         const ticket = fallback.startMint(hash)
         try {
           const minted = await mint()
           // Without the generation a write could land after a logout: keep the token in this process only.
-          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation)
+          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation, deadline.remainingMs())
           // A logout came in while minting; whoever asked after it may be waiting on this flight.
           if (stored === 'stale') continue
           if (stored === REDIS_UNAVAILABLE || link.degradation() !== undefined) {
@@ -261,7 +263,7 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
             void release(hash, owner)
             throw failure
           }
-          return await holdAndMint(key, hash, owner, mint)
+          return await holdAndMint(key, hash, owner, deadline, mint)
         }
         const notice = await listener.next(Math.min(pollMs, Math.max(1, deadline.remainingMs())))
         if (notice?.ok === false) throw notice.error

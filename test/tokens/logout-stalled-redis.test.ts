@@ -1,0 +1,95 @@
+import t from 'tap'
+import { Deadline, systemClock } from '../../src/deadline.js'
+import { noServiceEvents } from '../../src/events.js'
+import type { MintedToken } from '../../src/hubspot/client.js'
+import { connectRedis, type RedisLink } from '../../src/redis/connection.js'
+import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
+import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js'
+import { PendingForgets } from '../../src/tokens/pending-forgets.js'
+import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js'
+import type { CacheKey, TokenStore } from '../../src/tokens/token-cache.js'
+import { redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
+import { sharedRedisThroughProxy } from '../tcp-proxy.js'
+
+/**
+ * A Redis that stalls for a moment (300 ms round trips: over an ordinary command's 150 ms, under the
+ * 1 s given to the commands a logout depends on) must not let a logout lose, even once another
+ * command's timeout has made the replica leave Redis alone. Two token stores share Redis, one of them
+ * through a proxy the test slows down at the moment that matters.
+ */
+
+const skip = await redisSkipReason()
+const STALL = { kind: 'slow', delayMs: 150 } as const
+const TTL_MS = 60_000
+const silentLog = { info: () => {}, warn: () => {} } as never
+const ada: CacheKey = { email: 'ada@example.com', fingerprint: 'ada-fingerprint' }
+
+interface Replica {
+  link: RedisLink
+  store: TokenStore
+  pending: PendingForgets
+}
+
+async function replica (t: { teardown: (fn: () => unknown) => void }, url: string, prefix: string): Promise<Replica> {
+  const link = await connectRedis({ url, keyPrefix: prefix, log: silentLog, events: noServiceEvents, clock: systemClock })
+  t.teardown(() => link.close())
+  if (!await link.waitUntilUp(5000)) throw new Error(`Redis at ${url} did not answer`)
+  // Kept in memory: what matters is whether a logout had to be kept for later at all.
+  const pending = new PendingForgets({ file: undefined, maxAgeMs: TTL_MS, maxEntries: 100, clock: systemClock, onFileError: () => {} })
+  const store = createRedisTokenStore({
+    link,
+    crypto: createCacheCrypto('a-cache-key-for-this-test-only-0123456789'),
+    fallback: createMemoryTokenStore({ maxEntries: 100, ttlMs: TTL_MS, clock: systemClock }),
+    ttlMs: TTL_MS,
+    lockTtlMs: 10_000,
+    pendingForgets: pending,
+    clock: systemClock
+  })
+  return { link, store, pending }
+}
+
+function minted (token: string): MintedToken {
+  return { token, issuedAt: Date.now() }
+}
+
+t.test('a logout that meets a stalled Redis is recorded there before it returns, not kept for later', { skip }, async t => {
+  const scope = redisScope(t)
+  const { proxy, url } = await sharedRedisThroughProxy(t)
+  const a = await replica(t, url, scope.prefix)
+  const b = await replica(t, SHARED_REDIS_URL, scope.prefix)
+  t.equal((await b.store.mintOnce(ada, new Deadline(5000), async () => minted('before'))).token, 'before')
+  t.equal((await a.store.lookup(ada))?.token, 'before', 'A sees the shared token')
+
+  proxy.setMode(STALL)
+  // The caller limit's count of the DELETE, say, gives up on the stall first.
+  t.equal(await a.store.lookup(ada), undefined, 'a lookup on A gives up on the stall')
+  t.equal(a.link.isUp(), false, 'and A now leaves Redis alone')
+  await a.store.forget(ada.email)
+  t.equal(a.pending.size, 0, 'nothing left to replay')
+  t.equal(await b.store.lookup(ada), undefined, 'the other replica no longer finds the token')
+  t.equal((await scope.keys()).filter(key => key.includes('gen:')).length, 1, 'the new generation is in Redis')
+})
+
+t.test('a minter whose write meets a stalled Redis still learns of a logout made while it minted', { skip }, async t => {
+  const scope = redisScope(t)
+  const { proxy, url } = await sharedRedisThroughProxy(t)
+  const a = await replica(t, url, scope.prefix)
+  const b = await replica(t, SHARED_REDIS_URL, scope.prefix)
+  const mints: string[] = []
+  const answer = await a.store.mintOnce(ada, new Deadline(10_000), async () => {
+    if (mints.length === 0) {
+      // While HubSpot has the call: the person logs out through the other replica, and A's Redis stalls.
+      await b.store.forget(ada.email)
+      proxy.setMode(STALL)
+      // Someone else's read on A gives up on the stall, so A leaves Redis alone for a while.
+      t.equal(await a.store.lookup(ada), undefined, 'a lookup on A meanwhile finds nothing')
+      t.equal(a.link.isUp(), false, 'and A now leaves Redis alone')
+    }
+    mints.push(`token-${mints.length + 1}`)
+    return minted(mints.at(-1)!)
+  })
+  t.same(mints, ['token-1', 'token-2'], 'the token minted before the logout was not kept: A minted again')
+  t.equal(answer.token, 'token-2', 'and answered the one minted after it')
+  proxy.setMode({ kind: 'pass' })
+  t.equal((await b.store.lookup(ada))?.token, 'token-2', 'the shared cache holds the new token')
+})
