@@ -55,10 +55,10 @@ export interface RunOptions {
    */
   write?: boolean
   /**
-   * A patient command: waits this long for the answer (within COMMAND_TIMEOUT_MS and
-   * PATIENT_COMMAND_TIMEOUT_MS), and is sent while Redis is being left alone after a timeout as long as
-   * the connection stands: another request's command timing out must not make a lock holder skip the
-   * write that tells it of a logout.
+   * A patient command: waits this long for the answer (PATIENT_COMMAND_TIMEOUT_MS at most), and is sent
+   * while Redis is being left alone after a timeout as long as the connection stands: another request's
+   * command timing out must not make a lock holder skip the write that tells it of a logout. No longer
+   * than COMMAND_TIMEOUT_MS, it is an ordinary command.
    */
   patientMs?: number
 }
@@ -322,12 +322,12 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   }
 
   async function run<T> (command: (redis: Redis) => Promise<T>, options: RunOptions = {}): Promise<T | RedisUnavailable> {
-    const { patientMs } = options
-    if (patientMs === undefined ? !usable() : client.status !== 'ready') return REDIS_UNAVAILABLE
+    const patientMs = Math.min(options.patientMs ?? 0, PATIENT_COMMAND_TIMEOUT_MS)
+    const patient = patientMs > COMMAND_TIMEOUT_MS
+    if (patient ? client.status !== 'ready' : !usable()) return REDIS_UNAVAILABLE
     if (options.write === true && clock.now() < writesPausedUntil) return REDIS_UNAVAILABLE
     try {
-      const timeoutMs = patientMs === undefined ? COMMAND_TIMEOUT_MS : Math.min(PATIENT_COMMAND_TIMEOUT_MS, Math.max(COMMAND_TIMEOUT_MS, patientMs))
-      const result = await withinCommandTimeout(command(client), timeoutMs)
+      const result = await withinCommandTimeout(command(client), patient ? patientMs : COMMAND_TIMEOUT_MS)
       if (clock.now() >= suspendedUntil) setUp(true)
       if (options.write === true) writesAccepted()
       return result

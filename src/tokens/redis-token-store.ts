@@ -34,6 +34,11 @@ const FIRST_POLL_MAX_MS = 50
 const MAX_POLL_MS = 250
 /** Lock releases that could not reach Redis, replayed on reconnect; beyond this many the oldest are dropped. */
 const MAX_PENDING = 10_000
+/**
+ * A lock holder stops waiting for Redis this long before its deadline, so that its answer still leaves
+ * in time: a token whose write could not be confirmed is better than a 504.
+ */
+const ANSWER_MARGIN_MS = 100
 
 const releaseLockLua = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -182,20 +187,23 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     return written === REDIS_UNAVAILABLE ? written : written === 1 ? 'stored' : 'stale'
   }
 
-  /** Redis is waited for as long as the deadline allows (up to PATIENT_COMMAND_TIMEOUT_MS per command). */
+  /**
+   * Redis is waited for as long as the deadline allows, less ANSWER_MARGIN_MS (and never longer than
+   * PATIENT_COMMAND_TIMEOUT_MS per command, nor shorter than an ordinary command).
+   */
   async function holdAndMint (key: CacheKey, hash: string, owner: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
     let failure: unknown
     try {
       for (;;) {
         // Someone may have filled it between our lookup and taking the lock.
-        const seen = await read(key, hash, deadline.remainingMs())
+        const seen = await read(key, hash, deadline.remainingMs() - ANSWER_MARGIN_MS)
         if (seen !== REDIS_UNAVAILABLE && seen.token !== undefined) return seen.token
         const generation = seen === REDIS_UNAVAILABLE ? undefined : seen.generation
         const ticket = fallback.startMint(hash)
         try {
           const minted = await mint()
           // Without the generation a write could land after a logout: keep the token in this process only.
-          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation, deadline.remainingMs())
+          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation, deadline.remainingMs() - ANSWER_MARGIN_MS)
           // A logout came in while minting; whoever asked after it may be waiting on this flight.
           if (stored === 'stale') continue
           if (stored === REDIS_UNAVAILABLE || link.degradation() !== undefined) {
