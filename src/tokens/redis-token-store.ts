@@ -192,18 +192,19 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
    * PATIENT_COMMAND_TIMEOUT_MS per command, nor shorter than an ordinary command).
    */
   async function holdAndMint (key: CacheKey, hash: string, owner: string, deadline: Deadline, mint: () => Promise<MintedToken>): Promise<MintedToken> {
+    const patienceMs = (): number => deadline.remainingMs() - ANSWER_MARGIN_MS
     let failure: unknown
     try {
       for (;;) {
         // Someone may have filled it between our lookup and taking the lock.
-        const seen = await read(key, hash, deadline.remainingMs() - ANSWER_MARGIN_MS)
+        const seen = await read(key, hash, patienceMs())
         if (seen !== REDIS_UNAVAILABLE && seen.token !== undefined) return seen.token
         const generation = seen === REDIS_UNAVAILABLE ? undefined : seen.generation
         const ticket = fallback.startMint(hash)
         try {
           const minted = await mint()
           // Without the generation a write could land after a logout: keep the token in this process only.
-          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation, deadline.remainingMs() - ANSWER_MARGIN_MS)
+          const stored = generation === undefined ? REDIS_UNAVAILABLE : await write(key, hash, minted, generation, patienceMs())
           // A logout came in while minting; whoever asked after it may be waiting on this flight.
           if (stored === 'stale') continue
           if (stored === REDIS_UNAVAILABLE || link.degradation() !== undefined) {

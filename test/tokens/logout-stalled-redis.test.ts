@@ -14,8 +14,9 @@ import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 /**
  * A Redis that stalls for a moment (300 ms round trips: over an ordinary command's 150 ms, under the
  * 1 s given to the commands a logout depends on) must not let a logout lose, even once another
- * command's timeout has made the replica leave Redis alone. Two token stores share Redis, one of them
- * through a proxy the test slows down at the moment that matters.
+ * command's timeout has made the replica leave Redis alone; and a lock holder waiting on a Redis that no
+ * longer answers must still answer by its deadline. Two token stores share Redis, one of them through a
+ * proxy the test slows down (or silences) at the moment that matters.
  */
 
 const skip = await redisSkipReason()
