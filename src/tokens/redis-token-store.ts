@@ -117,9 +117,13 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
     // A logout may have reached Redis from another replica while this one could not see it.
     fallback.clear()
     void replayForgets()
-    for (const [owner, hash] of pendingReleases) void release(hash, owner)
+    replayReleases()
   })
-  link.onWritesAccepted(() => { void replayForgets() })
+  // A release refused as a write (NOPERM, MISCONF) is as pending as one that could not reach Redis.
+  link.onWritesAccepted(() => {
+    void replayForgets()
+    replayReleases()
+  })
   // Logouts kept from before a restart go out as soon as Redis can take them.
   if (link.writable()) void replayForgets()
 
@@ -131,6 +135,10 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   function localKey (key: CacheKey, hash: string, generation?: string): CacheKey {
     if (generation === undefined || generation === '') return { email: hash, fingerprint: key.fingerprint }
     return { email: hash, fingerprint: digest('sha256', `${key.fingerprint} ${generation}`, 'base64url').slice(0, 12) }
+  }
+
+  function replayReleases (): void {
+    for (const [owner, hash] of pendingReleases) void release(hash, owner)
   }
 
   async function release (hash: string, owner: string): Promise<void> {
