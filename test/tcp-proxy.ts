@@ -21,6 +21,8 @@ export interface TcpProxy {
   readonly port: number
   mode: () => ProxyMode
   setMode: (mode: ProxyMode) => void
+  /** Where connections made from now on go (as after a failover; cut the open ones with `closed`). */
+  retarget: (next: { host: string; port: number }) => void
   /** Client connections currently open through the proxy. */
   connections: () => number
   close: () => Promise<void>
@@ -66,6 +68,7 @@ class Lane {
 
 export async function startTcpProxy (t: Teardown, target: { host: string; port: number }): Promise<TcpProxy> {
   let mode: ProxyMode = { kind: 'pass' }
+  let upstreamTarget = target
   const pairs = new Set<{ client: Socket; upstream: Socket; lanes: Lane[] }>()
 
   const server = createServer(client => {
@@ -73,7 +76,7 @@ export async function startTcpProxy (t: Teardown, target: { host: string; port: 
       client.destroy()
       return
     }
-    const upstream = connect(target.port, target.host)
+    const upstream = connect(upstreamTarget.port, upstreamTarget.host)
     const toUpstream = new Lane(upstream, () => mode)
     const toClient = new Lane(client, () => mode)
     const pair = { client, upstream, lanes: [toUpstream, toClient] }
@@ -114,6 +117,7 @@ export async function startTcpProxy (t: Teardown, target: { host: string; port: 
       }
       for (const pair of pairs) for (const lane of pair.lanes) lane.drain()
     },
+    retarget: next => { upstreamTarget = next },
     connections: () => pairs.size,
     close: async () => {
       mode = { kind: 'closed' }

@@ -82,8 +82,11 @@ export interface RedisLink {
   defineScript: (name: string, numberOfKeys: number, lua: string, options?: { buffers?: boolean }) => ScriptCall
   /** Calls `listener` with each message published on `channel` (re-subscribed after reconnects). */
   subscribe: (channel: string, listener: (message: string) => void) => void
-  /** Runs after every down → up transition, before any caller sees Redis as usable again. */
-  onUp: (listener: () => void) => void
+  /**
+   * Runs after every down → up transition, before any caller sees Redis as usable again, with the
+   * clock's time when Redis went down.
+   */
+  onUp: (listener: (downSince: number) => void) => void
   /** Runs when Redis accepts writes again after refusing them. */
   onWritesAccepted: (listener: () => void) => void
   isUp: () => boolean
@@ -209,7 +212,9 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   let firstMemoryCheck: Promise<void> = Promise.resolve()
   /** Last degradation reported; null before the first. */
   let reported: RedisDegradation | undefined | null = null
-  const upListeners: Array<() => void> = []
+  const upListeners: Array<(downSince: number) => void> = []
+  /** When the link last went down (the clock's time). */
+  let downSince = clock.now()
   const writeListeners: Array<() => void> = []
   const channelListeners = new Map<string, Array<(message: string) => void>>()
 
@@ -233,10 +238,11 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     if (next) {
       suspensionMs = FIRST_SUSPENSION_MS
       if (writesRefused !== undefined) scheduleWriteProbe(Math.max(0, writesPausedUntil - clock.now()))
-      for (const listener of upListeners) listener()
+      for (const listener of upListeners) listener(downSince)
       settle()
       log.info('redis reachable: token cache, locks and budget are shared')
     } else {
+      downSince = clock.now()
       settle()
       log.warn({ reason }, 'redis unavailable: serving from per-process cache, locks and budget')
     }

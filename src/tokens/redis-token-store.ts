@@ -8,6 +8,7 @@ import type { CacheCrypto } from './cache-crypto.js'
 import { FillNotices, formatNotice } from './fill-notices.js'
 import type { MemoryTokenStore } from './memory-token-store.js'
 import type { PendingForgets } from './pending-forgets.js'
+import { RecentWrites } from './recent-writes.js'
 import { type CacheKey, type TokenStore, usableToken } from './token-cache.js'
 import { setWithinLimit } from '../bounded-map.js'
 
@@ -39,6 +40,12 @@ const MAX_PENDING = 10_000
  * in time: a token whose write could not be confirmed is better than a 504.
  */
 const ANSWER_MARGIN_MS = 100
+/**
+ * Lock releases and logouts acknowledged this long before Redis went away are sent again when it is
+ * back: the replica promoted in the master's place may never have had them (RecentWrites). Both are safe
+ * to repeat: a release deletes only its own lock, and a logout once more only costs a mint.
+ */
+const UNREPLICATED_MS = 5000
 
 const releaseLockLua = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -109,15 +116,21 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
    * them may be the lock that is really there.
    */
   const pendingReleases = new Map<string, string>()
+  /** Releases (owner → hash) and logouts (hash → hash) Redis acknowledged lately. */
+  const recentReleases = new RecentWrites<string>({ keepMs: UNREPLICATED_MS, maxEntries: MAX_PENDING, clock })
+  const recentForgets = new RecentWrites<string>({ keepMs: UNREPLICATED_MS, maxEntries: MAX_PENDING, clock })
 
   /** A replay of pending logouts is running: the next trigger finds the entries it has not finished. */
   let replaying = false
   link.subscribe(filledChannel, message => notices.deliver(message))
-  link.onUp(() => {
+  link.onUp(downSince => {
     // A logout may have reached Redis from another replica while this one could not see it.
     fallback.clear()
     void replayForgets()
     replayReleases()
+    // Redis may be another server now (a failover), without the last writes the old master took.
+    for (const [owner, hash] of recentReleases.since(downSince - UNREPLICATED_MS)) void release(hash, owner)
+    for (const [hash] of recentForgets.since(downSince - UNREPLICATED_MS)) void recordForget(hash)
   })
   // A release refused as a write (NOPERM, MISCONF) is as pending as one that could not reach Redis.
   link.onWritesAccepted(() => {
@@ -144,12 +157,15 @@ export function createRedisTokenStore (options: RedisTokenStoreOptions): TokenSt
   async function release (hash: string, owner: string): Promise<void> {
     pendingReleases.delete(owner)
     const released = await link.run(() => releaseLock([lockKey(hash)], [owner]))
+    if (released === 1) recentReleases.add(owner, hash)
     if (released !== REDIS_UNAVAILABLE) return
     setWithinLimit(pendingReleases, owner, hash, MAX_PENDING)
   }
 
-  function recordForget (hash: string): Promise<unknown> {
-    return link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]), { patientMs: PATIENT_COMMAND_TIMEOUT_MS })
+  async function recordForget (hash: string): Promise<unknown> {
+    const recorded = await link.run(() => forgetScript([tokenKey(hash), generationKey(hash)], [randomBytes(9).toString('base64url'), generationTtlMs]), { patientMs: PATIENT_COMMAND_TIMEOUT_MS })
+    if (recorded !== REDIS_UNAVAILABLE) recentForgets.add(hash, hash)
+    return recorded
   }
 
   async function replayForgets (): Promise<void> {

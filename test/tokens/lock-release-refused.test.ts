@@ -1,14 +1,9 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { Deadline, systemClock } from '../../src/deadline.js'
-import { noServiceEvents } from '../../src/events.js'
-import { connectRedis } from '../../src/redis/connection.js'
-import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
-import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js'
-import { PendingForgets } from '../../src/tokens/pending-forgets.js'
-import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js'
+import { Deadline } from '../../src/deadline.js'
 import { until } from '../helper.js'
 import { redisSkipReason, startRedisServer } from '../redis-helper.js'
+import { storeReplica } from './redis-store-helper.js'
 
 /**
  * A lock holder whose release Redis refuses as a write (here NOPERM: the ACL stops allowing DEL while it
@@ -18,7 +13,6 @@ import { redisSkipReason, startRedisServer } from '../redis-helper.js'
 
 const skip = await redisSkipReason()
 const LOCK_TTL_MS = 60_000
-const silentLog = { info: () => {}, warn: () => {} } as never
 
 t.test('a lock release refused as a write goes out once Redis takes writes again', { skip }, async t => {
   const server = await startRedisServer(t)
@@ -28,19 +22,7 @@ t.test('a lock release refused as a write goes out once Redis takes writes again
   const url = new URL(server.url)
   url.username = 'service'
   url.password = 'service-password'
-  const link = await connectRedis({ url: url.href, keyPrefix: 'release:', log: silentLog, events: noServiceEvents, clock: systemClock })
-  t.teardown(() => link.close())
-  t.ok(await link.waitUntilUp(5000), 'connected')
-  const crypto = createCacheCrypto('a-cache-key-for-this-test-only-0123456789')
-  const store = createRedisTokenStore({
-    link,
-    crypto,
-    fallback: createMemoryTokenStore({ maxEntries: 100, ttlMs: 60_000, clock: systemClock }),
-    ttlMs: 60_000,
-    lockTtlMs: LOCK_TTL_MS,
-    pendingForgets: new PendingForgets({ file: undefined, maxAgeMs: 60_000, maxEntries: 100, clock: systemClock, onFileError: () => {} }),
-    clock: systemClock
-  })
+  const { link, store, crypto } = await storeReplica(t, url.href, 'release:', { lockTtlMs: LOCK_TTL_MS })
   const ada = { email: 'ada@example.com', fingerprint: 'ada-fingerprint' }
   const lockKey = `release:lock:${crypto.emailHash(ada.email)}`
 

@@ -1,15 +1,10 @@
 import t from 'tap'
-import { Deadline, systemClock } from '../../src/deadline.js'
-import { noServiceEvents } from '../../src/events.js'
+import { Deadline } from '../../src/deadline.js'
 import type { MintedToken } from '../../src/hubspot/client.js'
-import { connectRedis, type RedisLink } from '../../src/redis/connection.js'
-import { createCacheCrypto } from '../../src/tokens/cache-crypto.js'
-import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js'
-import { PendingForgets } from '../../src/tokens/pending-forgets.js'
-import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js'
-import type { CacheKey, TokenStore } from '../../src/tokens/token-cache.js'
+import type { CacheKey } from '../../src/tokens/token-cache.js'
 import { redisScope, redisSkipReason, SHARED_REDIS_URL } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
+import { storeReplica as replica } from './redis-store-helper.js'
 
 /**
  * A Redis that stalls for a moment (300 ms round trips: over an ordinary command's 150 ms, under the
@@ -21,33 +16,7 @@ import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 const skip = await redisSkipReason()
 const STALL = { kind: 'slow', delayMs: 150 } as const
-const TTL_MS = 60_000
-const silentLog = { info: () => {}, warn: () => {} } as never
 const ada: CacheKey = { email: 'ada@example.com', fingerprint: 'ada-fingerprint' }
-
-interface Replica {
-  link: RedisLink
-  store: TokenStore
-  pending: PendingForgets
-}
-
-async function replica (t: { teardown: (fn: () => unknown) => void }, url: string, prefix: string): Promise<Replica> {
-  const link = await connectRedis({ url, keyPrefix: prefix, log: silentLog, events: noServiceEvents, clock: systemClock })
-  t.teardown(() => link.close())
-  if (!await link.waitUntilUp(5000)) throw new Error(`Redis at ${url} did not answer`)
-  // Kept in memory: what matters is whether a logout had to be kept for later at all.
-  const pending = new PendingForgets({ file: undefined, maxAgeMs: TTL_MS, maxEntries: 100, clock: systemClock, onFileError: () => {} })
-  const store = createRedisTokenStore({
-    link,
-    crypto: createCacheCrypto('a-cache-key-for-this-test-only-0123456789'),
-    fallback: createMemoryTokenStore({ maxEntries: 100, ttlMs: TTL_MS, clock: systemClock }),
-    ttlMs: TTL_MS,
-    lockTtlMs: 10_000,
-    pendingForgets: pending,
-    clock: systemClock
-  })
-  return { link, store, pending }
-}
 
 function minted (token: string): MintedToken {
   return { token, issuedAt: Date.now() }
