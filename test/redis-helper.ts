@@ -14,6 +14,9 @@ type Teardown = { teardown: (fn: () => unknown) => void }
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
+/** A logger for a Redis link built by a test: its transitions are asserted on, not printed. */
+export const silentLog = { info: () => {}, warn: () => {} } as never
+
 async function reachable (url: string): Promise<boolean> {
   const probe = new Redis(url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null })
   probe.on('error', () => {})

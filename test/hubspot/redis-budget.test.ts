@@ -4,7 +4,7 @@ import { slotSpacingMs } from '../../src/hubspot/outbound-budget.js'
 import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
 import { noServiceEvents } from '../../src/events.js'
 import { bearer, build, signSession, startEmulator, startService, type HttpAnswer } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
+import { SHARED_REDIS_URL, redisScope, redisSkipReason, silentLog } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 import { redisBudgetEnv } from './redis-budget-env.js'
 
@@ -13,7 +13,6 @@ import { redisBudgetEnv } from './redis-budget-env.js'
 const skip = await redisSkipReason()
 // Load tests: a busy CI machine may need more than the default 60 s for the whole file.
 t.setTimeout(180_000)
-const silentLog = { info: () => {}, warn: () => {} } as never
 
 t.test('the script keeps a rolling window across replicas and queues callers on Redis\'s clock', { skip }, async t => {
   const scope = redisScope(t)

@@ -2,13 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
 import { noServiceEvents } from '../../src/events.js'
-import { redisSkipReason, startRedisServer } from '../redis-helper.js'
+import { redisSkipReason, startRedisServer, silentLog } from '../redis-helper.js'
 import { until } from '../helper.js'
 
 /** The Redis link's own bookkeeping, against a redis-server of the test's own. */
 
 const skip = await redisSkipReason()
-const silentLog = { info: () => {}, warn: () => {} } as never
 
 t.test('the background probe finds Redis back even when its timer fires before the suspension ends', { skip }, async t => {
   const redis = await startRedisServer(t)

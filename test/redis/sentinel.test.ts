@@ -97,8 +97,9 @@ t.test('a killed master, then a Sentinel failover, under load: no failed request
   async function worker (w: number): Promise<void> {
     for (let round = 0; running; round++) {
       const service = services[(w + round) % 2]!
-      const who = round % 2 === 0 ? `returning-${(w * 7 + round) % RETURNING}` : `new-${next}`
-      const jwt = round % 2 === 0 ? returning[(w * 7 + round) % RETURNING]! : signSession({ sub: `new-${next}`, email: `new.${next++}@example.com` })
+      const person = (w * 7 + round) % RETURNING
+      const who = round % 2 === 0 ? `returning-${person}` : `new-${next}`
+      const jwt = round % 2 === 0 ? returning[person]! : signSession({ sub: who, email: `new.${next++}@example.com` })
       const sentAt = Date.now()
       const answer = await service.get('/chat-token', bearer(jwt))
       const key = `${answer.status} ${answer.status === 200 ? '' : String(answer.json().code)}`.trim()

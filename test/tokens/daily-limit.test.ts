@@ -6,7 +6,7 @@ import { createRedisDailyAllowance } from '../../src/hubspot/daily-allowance.js'
 import { noServiceEvents } from '../../src/events.js'
 import { ServiceError } from '../../src/errors.js'
 import { baseEnv, bearer, build, manualClock, signSession, startEmulator, type BuiltService, until } from '../helper.js'
-import { SHARED_REDIS_URL, redisScope, redisSkipReason } from '../redis-helper.js'
+import { SHARED_REDIS_URL, redisScope, redisSkipReason, silentLog } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /**
@@ -18,7 +18,6 @@ const skip = await redisSkipReason()
 const HOUR_S = 3600
 const roomy = { rateLimit: { max: 10_000, intervalMs: 1000 } }
 const dailyBody = { status: 'error', message: 'You have reached your daily limit.', errorType: 'RATE_LIMIT', correlationId: 'c-1', policyName: 'DAILY' }
-const silentLog = { info: () => {}, warn: () => {} } as never
 
 function env (emulator: { url: string }, overrides: Env = {}): Env {
   return baseEnv(emulator as never, { HUBSPOT_RATE_LIMIT: '10000/1s', RATE_LIMIT_MAX: '1000', ...overrides })

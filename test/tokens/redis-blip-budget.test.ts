@@ -3,7 +3,7 @@ import { connectRedis } from '../../src/redis/connection.js'
 import { createRedisBudget } from '../../src/hubspot/redis-budget.js'
 import { noServiceEvents } from '../../src/events.js'
 import { baseEnv, bearer, signSession, startEmulatorProcess, startService, type HttpAnswer, type RunningService, until } from '../helper.js'
-import { redisScope, redisSkipReason } from '../redis-helper.js'
+import { redisScope, redisSkipReason, silentLog } from '../redis-helper.js'
 import { sharedRedisThroughProxy } from '../tcp-proxy.js'
 
 /**
@@ -17,7 +17,6 @@ const skip = await redisSkipReason()
 t.setTimeout(120_000)
 
 const LIMIT = 20
-const silentLog = { info: () => {}, warn: () => {} } as never
 /** Long enough that the calls made right after the blip land in the window the first ones filled. */
 const WINDOW = '3s'
 

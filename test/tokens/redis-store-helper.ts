@@ -6,6 +6,7 @@ import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js'
 import { PendingForgets } from '../../src/tokens/pending-forgets.js'
 import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js'
 import type { TokenStore } from '../../src/tokens/token-cache.js'
+import { silentLog } from '../redis-helper.js'
 
 /** One replica's Redis token store, without the rest of the service: its link, and its logouts kept for later. */
 export interface StoreReplica {
@@ -16,7 +17,6 @@ export interface StoreReplica {
 }
 
 const TTL_MS = 60_000
-const silentLog = { info: () => {}, warn: () => {} } as never
 
 /**
  * Connects to `url` under `prefix` (closed at teardown) and builds the store on it. Every replica built
