@@ -72,8 +72,8 @@ t.test('rediss:// with an ACL user name: the replica shares its cache through a 
     NODE_EXTRA_CA_CERTS: cert
   }
   const service = await startServiceProcess(t, env)
-  const redisCheck = async (): Promise<string | undefined> => (JSON.parse(await (await request(`${service.url}/readyz`)).body.text()) as { checks: Record<string, string> }).checks.redis
-  await until('the replica reaches Redis over TLS as the ACL user', async () => await redisCheck() === 'ok')
+  const redisCheck = async (url: string): Promise<string | undefined> => (JSON.parse(await (await request(`${url}/readyz`)).body.text()) as { checks: Record<string, string> }).checks.redis
+  await until('the replica reaches Redis over TLS as the ACL user', async () => await redisCheck(service.url) === 'ok')
 
   const session = bearer(signSession({ sub: 'ada', email: 'ada@example.com' }))
   const first = await request(`${service.url}/chat-token`, { headers: session })
@@ -83,8 +83,11 @@ t.test('rediss:// with an ACL user name: the replica shares its cache through a 
 
   // A second replica finds it there.
   const other = await startServiceProcess(t, env)
+  await until('the second replica reaches Redis too', async () => await redisCheck(other.url) === 'ok')
   const second = await request(`${other.url}/chat-token`, { headers: session })
-  t.equal((await second.body.json() as { token: string }).token, token)
+  const body = await second.body.text()
+  t.equal(second.statusCode, 200, body)
+  t.equal((JSON.parse(body) as { token: string }).token, token)
   t.equal(emulator.calls().length, 1, 'HubSpot was asked once for both replicas')
 
   const started = JSON.stringify(service.lines.find(line => line.msg === 'chat-token started'))
