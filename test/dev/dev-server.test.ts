@@ -4,6 +4,7 @@ import { request } from 'undici'
 import { buildBrowserHelper } from '../../scripts/build-browser.mjs'
 import { ACCESS_TOKEN, JWT_SECRET, until } from '../helper.js'
 import { PROJECT_ROOT } from '../process-helper.js'
+import { shareOwnPriority } from '../process-priority.js'
 
 /** `npm run dev` serves the browser helper bundled from the current source, like the built service. */
 
@@ -33,6 +34,8 @@ t.test('npm run dev serves /chat-identity.js', async t => {
   t.teardown(() => {
     try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ }
   })
+  // A session of its own is scheduled apart from this lane: see test/process-priority.ts.
+  shareOwnPriority(child.pid!)
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })

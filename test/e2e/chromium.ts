@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import { childrenOfThisProcess, shareOwnPriority } from '../process-priority.js'
 
 /**
  * Debian's Chromium driven by playwright-core; no browser is ever downloaded. The flags are the ones
@@ -41,6 +42,8 @@ export async function launchChromium (t: TapTest): Promise<Browser | undefined> 
   if (shared === undefined) {
     shared = chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true })
     const browser = await shared
+    // Playwright starts Chromium in a session of its own, which would not yield as the lane does.
+    for (const pid of childrenOfThisProcess()) shareOwnPriority(pid)
     t.teardown(() => browser.close())
   }
   return await shared
