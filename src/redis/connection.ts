@@ -35,7 +35,12 @@ const MAX_SUSPENSION_MS = 30_000
  * must not turn into a refusal every second.
  */
 const WRITES_STABLE_MS = 30_000
-/** How often INFO is read to notice a Redis that evicts keys at maxmemory (it answers every command, so nothing else tells). */
+/**
+ * How often INFO is read to notice a Redis that evicts keys at maxmemory (it answers every command, so
+ * nothing else tells). No request waits on that read, so it may take as long as a patient command: one
+ * abandoned at the ordinary limit would leave a replica unaware for another 5 s, and a token Redis evicts
+ * meanwhile would cost a second HubSpot call.
+ */
 const MEMORY_CHECK_MS = 5000
 /** The key a background write probe sets (and lets expire) to notice that Redis accepts writes again. */
 const WRITE_PROBE_KEY = 'probe'
@@ -96,8 +101,8 @@ export interface RedisLink {
   degradation: () => RedisDegradation | undefined
   health: () => RedisHealth
   /**
-   * Resolves once connected and Redis's memory has been looked at (true), or after `ms` (false): start-up
-   * waits briefly so the first requests share state and know whether Redis is evicting.
+   * Resolves once connected and Redis's memory has been looked at, or after `ms`; true when connected.
+   * Start-up waits briefly so the first requests share state and know whether Redis is evicting.
    */
   waitUntilUp: (ms: number) => Promise<boolean>
   close: () => Promise<void>
@@ -290,7 +295,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
     if (memoryChecksRefused || !usable()) return
     let report: MemoryReport | undefined
     try {
-      const [memorySection, statsSection] = await withinCommandTimeout(Promise.all([client.info('memory'), client.info('stats')]))
+      const [memorySection, statsSection] = await withinCommandTimeout(Promise.all([client.info('memory'), client.info('stats')]), PATIENT_COMMAND_TIMEOUT_MS)
       report = parseMemoryReport(`${memorySection}\n${statsSection}`)
     } catch (error) {
       // INFO refused (an ACL, a renamed command): evictions go unnoticed, as they did before this check.
@@ -392,6 +397,7 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
   }
 
   async function waitUntilUp (ms: number): Promise<boolean> {
+    const giveUpAt = Date.now() + ms
     const connected = client.status === 'ready' || await new Promise<boolean>(resolve => {
       const timer = setTimeout(() => {
         client.off('ready', onReady)
@@ -403,8 +409,9 @@ function createRedisLink (options: RedisLinkOptions, RedisClient: typeof Redis):
       }
       client.once('ready', onReady)
     })
-    // The 'ready' handler above started it (it was registered first); it is bounded by the command timeout.
-    if (connected) await firstMemoryCheck
+    // The 'ready' handler above started it (it was registered first). Start-up waits for it only within
+    // `ms`; its answer counts whenever it comes.
+    if (connected) await withinCommandTimeout(firstMemoryCheck, Math.max(0, giveUpAt - Date.now())).catch(() => {})
     return connected
   }
 

@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { REDIS_UNAVAILABLE, connectRedis } from '../../src/redis/connection.js'
 import { noServiceEvents } from '../../src/events.js'
 import { redisSkipReason, startRedisServer, silentLog } from '../redis-helper.js'
 import { until } from '../helper.js'
+import { startTcpProxy } from '../tcp-proxy.js'
 
 /** The Redis link's own bookkeeping, against a redis-server of the test's own. */
 
@@ -26,6 +28,24 @@ t.test('the background probe finds Redis back even when its timer fires before t
   redis.thaw()
   await until('the probe sees Redis back', () => link.isUp(), 10_000)
   t.pass('seen back without any traffic')
+})
+
+t.test('a Redis that evicts is known as such from start-up, though its INFO answers slower than an ordinary command may take', { skip }, async t => {
+  const redis = await startRedisServer(t, { args: ['--maxmemory-policy', 'allkeys-lru'] })
+  // maxmemory below what an empty Redis already uses: at its limit, as a full cache would be.
+  const direct = new Redis(redis.url)
+  t.teardown(() => direct.disconnect())
+  const used = Number(/used_memory:(\d+)/.exec(await direct.info('memory'))?.[1])
+  await direct.config('SET', 'maxmemory', String(Math.floor(used / 2)))
+  // Every chunk held 200 ms each way: INFO comes back after 400 ms at least, over the 150 ms an
+  // ordinary command gets. Until the next look, 5 s on, the replica would not keep evicted tokens.
+  const { port } = new URL(redis.url)
+  const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(port) })
+  proxy.setMode({ kind: 'slow', delayMs: 200 })
+  const link = await connectRedis({ url: `redis://${proxy.host}:${proxy.port}`, log: silentLog, events: noServiceEvents, clock: { now: Date.now } })
+  t.teardown(() => link.close())
+  t.ok(await link.waitUntilUp(3000), 'connected')
+  t.equal(link.degradation(), 'evicting', 'known once start-up stops waiting')
 })
 
 t.test('a REDIS_URL host that does not resolve is logged in words with the host, never the password', async t => {
