@@ -8,8 +8,9 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 /**
  * `npm test` (scripts/test-group.mjs lanes) and `npm run test:sequential` in a small project: four
  * timing files (listed under `serial:`) in two folders, the last of them also under package.json's
- * `testAlone`, and three others, two of them in one folder. One timing file, t2, passes, fails, or
- * fails only its first run, as a test asks. The project's .taprc keeps
+ * `testAlone`, and three others, two of them in one folder; or, where a test needs no more, only the
+ * timing file t2 and one other (`minimal`: each test process costs about a second of CPU on a slow
+ * machine). t2 passes, fails, or fails only its first run, as a test asks. The project's .taprc keeps
  * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
  * under the suite's feet).
  *
@@ -31,11 +32,11 @@ const own = (): number => getPriority()
 /** Whether t2, a timing file, passes: always, never, or only when it runs a second time. */
 type TimingOutcome = 'passes' | 'fails' | 'passes again'
 
-function project ({ timing, together = true }: { timing: TimingOutcome; together?: boolean }): Fixture {
+function project ({ timing, together = true, minimal = false }: { timing: TimingOutcome; together?: boolean; minimal?: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: ['test/timing2/t4.test.mjs'] }))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: minimal ? [] : ['test/timing2/t4.test.mjs'] }))
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
     include: ['test/**/*.test.mjs'],
@@ -44,7 +45,7 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
     reporter: 'terse',
     'allow-incomplete-coverage': true,
     'coverage-report': ['text-summary'],
-    serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
+    serial: minimal ? ['test/timing/t2.test.mjs'] : ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
   }))
   // What coverage reports on: the parallel lane calls one(), the timing lane two(). Were either lane's
   // coverage lost, functions would not be covered in full.
@@ -55,13 +56,18 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
     'const LOG = new URL(\'./events.log\', import.meta.url)',
     'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()} ${process.env.TEST_REDIS_URL ?? \'-\'}\\n`)',
     'export const ended = name => appendFileSync(LOG, `end ${name}\\n`)',
-    'export async function startOf (name) {',
-    '  const deadline = Date.now() + 90_000',
-    '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
-    '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
-    '    await new Promise(resolve => setTimeout(resolve, 20))',
-    '  }',
-    '}',
+    // Only where a file calls it: coverage counts this module's functions too.
+    ...minimal
+      ? []
+      : [
+          'export async function startOf (name) {',
+          '  const deadline = Date.now() + 90_000',
+          '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
+          '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
+          '    await new Promise(resolve => setTimeout(resolve, 20))',
+          '  }',
+          '}'
+        ],
     ''
   ].join('\n'))
   /** A test file whose one test logs its start and end around `body`. */
@@ -71,7 +77,7 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
     writeFileSync(join(root, path), [
       'import t from \'tap\'',
       `import { one, two } from '${up}covered.mjs'`,
-      `import { ended, started, startOf } from '${up}events.mjs'`,
+      `import { ended, started${body.some(line => line.includes('startOf(')) ? ', startOf' : ''} } from '${up}events.mjs'`,
       `t.test('${name}', async t => {`,
       `  started('${name}')`,
       ...body.map(line => `  ${line}`),
@@ -80,8 +86,6 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
       ''
     ].join('\n'))
   }
-  // t1 and a wait for each other: the lanes must run at the same time.
-  file('test/timing/t1.test.mjs', [...together ? ['await startOf(\'a.test.mjs\')'] : [], 't.equal(two(), 2)'])
   // Its runs counted in a file of their own: 'passes again' fails the first.
   file('test/timing/t2.test.mjs', [
     'const { appendFileSync, readFileSync } = await import(\'node:fs\')',
@@ -90,6 +94,10 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
     `const passes = ${JSON.stringify(timing)} === 'passes' || (${JSON.stringify(timing)} === 'passes again' && readFileSync(runs, 'utf8').length > 1)`,
     't.equal(two(), passes ? 2 : 3, \'the timing file\')'
   ])
+  file('test/c.test.mjs', ['t.equal(one(), 1)'])
+  if (minimal) return { root }
+  // t1 and a wait for each other: the lanes must run at the same time.
+  file('test/timing/t1.test.mjs', [...together ? ['await startOf(\'a.test.mjs\')'] : [], 't.equal(two(), 2)'])
   file('test/timing2/t3.test.mjs', ['t.equal(two(), 2)'])
   file('test/timing2/t4.test.mjs', ['t.equal(two(), 2)'])
   // The Redis this lane was given answers PING.
@@ -104,7 +112,6 @@ function project ({ timing, together = true }: { timing: TimingOutcome; together
     't.equal(reply, \'+PONG\\r\\n\', \'the lane\\\'s Redis answers\')'
   ])
   file('test/batched/b.test.mjs', ['t.equal(one(), 1)', 't.ok(true)'])
-  file('test/c.test.mjs', ['t.equal(one(), 1)'])
   return { root }
 }
 
@@ -184,9 +191,9 @@ t.test('`sequential`: the parallel lane, then the timing files with nothing besi
 })
 
 t.test('a failure in either lane fails the whole: the count says so and the exit is not 0; one coverage summary of both lanes', async t => {
-  const { code, stdout, events } = await run(project({ timing: 'fails' }))
+  const { code, stdout, events } = await run(project({ timing: 'fails', minimal: true }))
   t.not(code, 0)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 2, pass: 1, fail: 1 }')
   t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
   t.equal(stdout.match(/Coverage summary/g)?.length, 1)
   t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes and the second run is kept')
