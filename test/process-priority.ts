@@ -9,7 +9,11 @@ import { getPriority } from 'node:os'
  * such a group the niceness of the test process that started it.
  */
 
-/** The autogroup a process is in (`/autogroup-85`), or undefined where there are none. */
+/**
+ * The autogroup a process is in (`/autogroup-85`), or undefined where there are none, or where it is in
+ * the root group (a process descended from init's session without a session of its own, as a CI
+ * runner may start the suite: its file is empty).
+ */
 function autogroupOf (pid: number | 'self'): string | undefined {
   try {
     return /^(\/autogroup-\d+) /.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]
