@@ -37,11 +37,12 @@ t.test('a Redis that evicts is known as such from start-up, though its INFO answ
   t.teardown(() => direct.disconnect())
   const used = Number(/used_memory:(\d+)/.exec(await direct.info('memory'))?.[1])
   await direct.config('SET', 'maxmemory', String(Math.floor(used / 2)))
-  // Every chunk held 200 ms each way: INFO comes back after 400 ms at least, over the 150 ms an
-  // ordinary command gets. Until the next look, 5 s on, the replica would not keep evicted tokens.
+  // Every chunk held 100 ms each way: INFO comes back after 200 ms at least, over the 150 ms an
+  // ordinary command gets (and well within a patient one's 1 s, also on a loaded machine). Until the
+  // next look, 5 s on, the replica would not keep evicted tokens.
   const { port } = new URL(redis.url)
   const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(port) })
-  proxy.setMode({ kind: 'slow', delayMs: 200 })
+  proxy.setMode({ kind: 'slow', delayMs: 100 })
   const link = await connectRedis({ url: `redis://${proxy.host}:${proxy.port}`, log: silentLog, events: noServiceEvents, clock: { now: Date.now } })
   t.teardown(() => link.close())
   t.ok(await link.waitUntilUp(3000), 'connected')
