@@ -8,7 +8,7 @@ import { childrenOfThisProcess, shareOwnPriority } from './process-priority.js'
 
 const skip = existsSync('/proc/self/autogroup') ? false : 'this kernel has no autogroups (/proc/self/autogroup): nothing to share'
 
-const niceOf = (pid: number | 'self'): number => Number(/ nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1])
+const niceOf = (pid: number): number => Number(/ nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1])
 
 /**
  * This process's group as the kernel shows it. A process that descends from init without ever
