@@ -8,18 +8,17 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
 /**
  * `npm test` (scripts/test-group.mjs lanes) and `npm run test:sequential` in a small project: four
  * timing files (listed under `serial:`) in two folders, the last of them also under package.json's
- * `testAlone`, and three others, two of them in one folder; or, where a test needs no more, only the
- * timing file t2 and one other (`minimal`: each test process costs about a second of CPU on a slow
- * machine). t2 passes, fails, or fails only its first run, as a test asks. The project's .taprc keeps
- * this one's plugin list: tap's test class is built once for both (a different list would rebuild it
- * under the suite's feet).
+ * `testAlone`, and three others, two of them in one folder. t2 fails its first run and passes after;
+ * t3 passes or fails, as a test asks. The project's .taprc keeps this one's plugin list: tap's
+ * test class is built once for both (a different list would rebuild it under the suite's feet). Each
+ * run of the runner costs several seconds of CPU on a slow machine (every test process about one), so
+ * each test asks as much of one run as it can.
  *
  * Each file's one test appends `start <name> <pid> <niceness> <TEST_REDIS_URL>` to `events.log` as it
  * starts and `end <name>` as it ends. The first timing file and the first parallel one wait for each
  * other's start (up to 90 s: the parallel lane runs at the lowest priority, and on a busy machine may
  * start late): were the lanes run one after the other, those waits would run out and fail.
  */
-
 t.setTimeout(600_000)
 const script = join(PROJECT_ROOT, 'scripts/test-group.mjs')
 const ours = parse(readFileSync(join(PROJECT_ROOT, '.taprc'), 'utf8')) as { plugin: string[] }
@@ -29,14 +28,11 @@ interface Fixture { root: string }
 /** This process's niceness, which the suite in the fixture starts with. */
 const own = (): number => getPriority()
 
-/** Whether t2, a timing file, passes: always, never, or only when it runs a second time. */
-type TimingOutcome = 'passes' | 'fails' | 'passes again'
-
-function project ({ timing, together = true, minimal = false }: { timing: TimingOutcome; together?: boolean; minimal?: boolean }): Fixture {
+function project ({ t3 = 'passes', together = true }: { t3?: 'passes' | 'fails'; together?: boolean }): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'chat-token-test-group-'))
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'))
   for (const folder of ['test/timing', 'test/timing2', 'test/batched']) mkdirSync(join(root, folder), { recursive: true })
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: minimal ? [] : ['test/timing2/t4.test.mjs'] }))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module', testAlone: ['test/timing2/t4.test.mjs'] }))
   writeFileSync(join(root, '.taprc'), stringify({
     plugin: ours.plugin,
     include: ['test/**/*.test.mjs'],
@@ -45,7 +41,7 @@ function project ({ timing, together = true, minimal = false }: { timing: Timing
     reporter: 'terse',
     'allow-incomplete-coverage': true,
     'coverage-report': ['text-summary'],
-    serial: minimal ? ['test/timing/t2.test.mjs'] : ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
+    serial: ['test/timing/t1.test.mjs', 'test/timing/t2.test.mjs', 'test/timing2/t3.test.mjs', 'test/timing2/t4.test.mjs']
   }))
   // What coverage reports on: the parallel lane calls one(), the timing lane two(). Were either lane's
   // coverage lost, functions would not be covered in full.
@@ -56,18 +52,13 @@ function project ({ timing, together = true, minimal = false }: { timing: Timing
     'const LOG = new URL(\'./events.log\', import.meta.url)',
     'export const started = name => appendFileSync(LOG, `start ${name} ${process.pid} ${getPriority()} ${process.env.TEST_REDIS_URL ?? \'-\'}\\n`)',
     'export const ended = name => appendFileSync(LOG, `end ${name}\\n`)',
-    // Only where a file calls it: coverage counts this module's functions too.
-    ...minimal
-      ? []
-      : [
-          'export async function startOf (name) {',
-          '  const deadline = Date.now() + 90_000',
-          '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
-          '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
-          '    await new Promise(resolve => setTimeout(resolve, 20))',
-          '  }',
-          '}'
-        ],
+    'export async function startOf (name) {',
+    '  const deadline = Date.now() + 90_000',
+    '  while (!readFileSync(LOG, \'utf8\').includes(`start ${name} `)) {',
+    '    if (Date.now() > deadline) throw new Error(`${name} never started while this file ran`)',
+    '    await new Promise(resolve => setTimeout(resolve, 20))',
+    '  }',
+    '}',
     ''
   ].join('\n'))
   /** A test file whose one test logs its start and end around `body`. */
@@ -77,7 +68,7 @@ function project ({ timing, together = true, minimal = false }: { timing: Timing
     writeFileSync(join(root, path), [
       'import t from \'tap\'',
       `import { one, two } from '${up}covered.mjs'`,
-      `import { ended, started${body.some(line => line.includes('startOf(')) ? ', startOf' : ''} } from '${up}events.mjs'`,
+      `import { ended, started, startOf } from '${up}events.mjs'`,
       `t.test('${name}', async t => {`,
       `  started('${name}')`,
       ...body.map(line => `  ${line}`),
@@ -86,19 +77,17 @@ function project ({ timing, together = true, minimal = false }: { timing: Timing
       ''
     ].join('\n'))
   }
-  // Its runs counted in a file of their own: 'passes again' fails the first.
+  // Its runs counted in a file of their own: the first fails.
   file('test/timing/t2.test.mjs', [
     'const { appendFileSync, readFileSync } = await import(\'node:fs\')',
     'const runs = new URL(\'../../t2-runs\', import.meta.url)',
     'appendFileSync(runs, \'x\')',
-    `const passes = ${JSON.stringify(timing)} === 'passes' || (${JSON.stringify(timing)} === 'passes again' && readFileSync(runs, 'utf8').length > 1)`,
-    't.equal(two(), passes ? 2 : 3, \'the timing file\')'
+    't.equal(two(), readFileSync(runs, \'utf8\').length > 1 ? 2 : 3, \'the timing file t2\')'
   ])
   file('test/c.test.mjs', ['t.equal(one(), 1)'])
-  if (minimal) return { root }
   // t1 and a wait for each other: the lanes must run at the same time.
   file('test/timing/t1.test.mjs', [...together ? ['await startOf(\'a.test.mjs\')'] : [], 't.equal(two(), 2)'])
-  file('test/timing2/t3.test.mjs', ['t.equal(two(), 2)'])
+  file('test/timing2/t3.test.mjs', [`t.equal(two(), ${t3 === 'passes' ? 2 : 3}, 'the timing file t3')`])
   file('test/timing2/t4.test.mjs', ['t.equal(two(), 2)'])
   // The Redis this lane was given answers PING.
   file('test/batched/a.test.mjs', [
@@ -146,22 +135,31 @@ const startLine = (events: string[], name: string): { index: number; pid: number
   return { index, pid: Number(pid), niceness: Number(niceness), redis: redis ?? '' }
 }
 
-t.test('`lanes` (npm test), both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; a timing file that failed beside them runs again alone; one coverage summary and one count', async t => {
-  // Without coverage, as CI's second pass runs it (coverage is the failure test's).
-  const { code, stdout, events } = await run(project({ timing: 'passes again' }), 'lanes', ['--disable-coverage'])
-  t.equal(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 9 }', 'the last line counts both lanes, t2 as its second run went')
-  t.match(stdout, /# timing lane: 3 test processes[\s\S]*FAIL\s+test\/timing\/t2\.test\.mjs[\s\S]*# alone, after both lanes, with 1 timing file that failed beside the other lane: test\/timing\/t2\.test\.mjs: 2 test processes/, 't2\'s first failure is shown, then its second run')
+t.test('`lanes` (npm test), both lanes at once: timing files one at a time, the rest two at a time at the lowest priority and batched by folder; a timing file that failed beside them runs again alone, and that run decides; a failure fails the whole; one coverage summary and one count', async t => {
+  // t2 fails only beside the other lane; t3 fails alone too.
+  const { code, stdout, events } = await run(project({ t3: 'fails' }))
+  t.not(code, 0, 'a timing file that fails alone too fails the suite')
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }', 'the last line counts both lanes, each timing file as its last run went: t2 passed, t3 failed')
+  t.match(stdout, /# timing lane: 3 test processes[\s\S]*FAIL\s+test\/timing\/t2\.test\.mjs[\s\S]*# alone, after both lanes, with 2 timing files that failed beside the other lane: (test\/timing\/t2\.test\.mjs, test\/timing2\/t3\.test\.mjs|test\/timing2\/t3\.test\.mjs, test\/timing\/t2\.test\.mjs): 3 test processes/, 't2\'s first failure is shown, then the second runs')
+  t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
+  t.equal(stdout.match(/Coverage summary/g)?.length, 1)
+  t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes and the second runs is kept')
 
   const [t1, t2, t3, t4, a, b, c] = ['t1', 't2', 't3', 't4', 'a', 'b', 'c'].map(name => startLine(events, `${name}.test.mjs`))
   t.ok([t1, t2, t3, t4, a, b, c].every(line => line!.index >= 0), `every file ran: ${events.join(' | ')}`)
   const timing = oneAtATime(events.filter(line => /^\w+ t\d/.test(line)))
-  t.same(timing?.filter(line => line.startsWith('start ')).sort(), ['start t1.test.mjs', 'start t2.test.mjs', 'start t2.test.mjs', 'start t3.test.mjs', 'start t4.test.mjs'], `one timing file at a time, t2 twice: ${events.join(' | ')}`)
-  const t2Again = startLine(events.slice(t2!.index + 1), 't2.test.mjs')
-  t.equal(events.slice(0, t2!.index + 1 + t2Again.index).filter(line => line.startsWith('end ')).length, 6, 't2 ran again once both lanes had ended')
-  t.equal(events.slice(0, t4!.index).filter(line => line.startsWith('end ')).length, 7, 't4 (package.json testAlone) started once everything else had ended')
-  t.equal(new Set([t1, t2, t3, t4, t2Again].map(line => line!.pid)).size, 5, 'each timing file in a process of its own, t2\'s second run too')
-  t.equal(t2Again.niceness, own(), 'run again at the suite\'s priority')
+  t.same(timing?.filter(line => line.startsWith('start ')).sort(), ['start t1.test.mjs', 'start t2.test.mjs', 'start t2.test.mjs', 'start t3.test.mjs', 'start t3.test.mjs', 'start t4.test.mjs'], `one timing file at a time, t2 and t3 twice: ${events.join(' | ')}`)
+  // Where both lanes had ended: the last end of a file's first run.
+  const lanesEnded = Math.max(...['t1', 't2', 't3', 'a', 'b', 'c'].map(name => events.indexOf(`end ${name}.test.mjs`)))
+  const [t2Again, t3Again] = ['t2', 't3'].map(name => {
+    const first = startLine(events, `${name}.test.mjs`).index
+    const again = startLine(events.slice(first + 1), `${name}.test.mjs`)
+    return { ...again, index: again.index < 0 ? -1 : first + 1 + again.index }
+  })
+  t.ok(t2Again!.index > lanesEnded && t3Again!.index > lanesEnded, `t2 and t3 ran again once both lanes had ended: ${events.join(' | ')}`)
+  t.ok(t4!.index > lanesEnded, 't4 (package.json testAlone) started once both lanes had ended')
+  t.equal(new Set([t1, t2, t3, t4, t2Again, t3Again].map(line => line!.pid)).size, 6, 'each timing file in a process of its own, the second runs too')
+  t.equal(t2Again!.niceness, own(), 'run again at the suite\'s priority')
   t.equal(t4!.niceness, own(), 'the file run alone too')
   t.equal(a!.pid, b!.pid, 'the two parallel files of one folder in one process')
   t.not(c!.pid, a!.pid, 'a file of another folder in a process of its own')
@@ -176,10 +174,10 @@ t.test('`lanes` (npm test), both lanes at once: timing files one at a time, the 
 })
 
 t.test('`sequential`: the parallel lane, then the timing files with nothing beside them; a failed one is not run again', async t => {
-  const { code, stdout, events } = await run(project({ timing: 'passes again', together: false }), 'sequential')
+  const { code, stdout, events } = await run(project({ together: false }), 'sequential', ['--disable-coverage'])
   t.not(code, 0, stdout)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }')
-  t.equal(stdout.match(/Coverage summary/g)?.length, 1)
+  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 9, pass: 8, fail: 1 }', 't2\'s one run decides')
+  t.notMatch(stdout, /Coverage summary/, 'no coverage report when tap is told to leave coverage out')
   const names = events.map(line => line.split(' ').slice(0, 2).join(' '))
   t.same(names.slice(0, 6).map(line => line.split(' ')[1]).sort(), ['a.test.mjs', 'a.test.mjs', 'b.test.mjs', 'b.test.mjs', 'c.test.mjs', 'c.test.mjs'], `the other files first: ${names.join(' | ')}`)
   t.same(oneAtATime(events.slice(6))?.filter(line => line.startsWith('start ')).sort(), ['start t1.test.mjs', 'start t2.test.mjs', 'start t3.test.mjs', 'start t4.test.mjs'], 'then the timing files, one at a time, t2 once')
@@ -188,14 +186,4 @@ t.test('`sequential`: the parallel lane, then the timing files with nothing besi
   t.equal(a!.niceness, own(), 'nothing runs at a lower priority')
   t.equal(a!.redis, '-', 'nor with a Redis of its own')
   t.equal(t1!.niceness, own())
-})
-
-t.test('a failure in either lane fails the whole: the count says so and the exit is not 0; one coverage summary of both lanes', async t => {
-  const { code, stdout, events } = await run(project({ timing: 'fails', minimal: true }))
-  t.not(code, 0)
-  t.equal(stdout.trimEnd().split('\n').at(-1), '# { total: 2, pass: 1, fail: 1 }')
-  t.match(stdout, /Coverage summary[\s\S]*# whole suite, both lanes/, 'one coverage summary, before the count')
-  t.equal(stdout.match(/Coverage summary/g)?.length, 1)
-  t.match(stdout, /Functions\s*: 100% /, 'coverage from both lanes and the second run is kept')
-  t.equal(events.filter(line => line.startsWith('start t2.test.mjs ')).length, 2, 'the timing file failed beside the other lane and again alone')
 })
