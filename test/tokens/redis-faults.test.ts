@@ -147,7 +147,10 @@ t.test('Redis made slow, then silent, then unreachable under load, recovering af
       phase = name
       proxy.setMode(mode)
       await until(`both replicas report Redis degraded (${name})`, () => bothSay('degraded'))
-      await serveSome(`requests are served while Redis is ${name}`)
+      // Enough for every kind of request on both replicas; no more, since every logout waits out its
+      // patient command (1 s) while Redis is silent, and the longer a fault lasts, the longer the
+      // suspension that follows it (doubling), and with it the wait for `ok` again.
+      await serveSome(`requests are served while Redis is ${name}`, 60)
       if (name === 'closed') t.equal((await call(a!, 'DELETE', leaver)).status, 204, 'a logout while Redis is unreachable is answered')
       phase = `after ${name}`
       proxy.setMode({ kind: 'pass' })
