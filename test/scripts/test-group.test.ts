@@ -19,6 +19,7 @@ import { PROJECT_ROOT, runToExit } from '../process-helper.js'
  * other's start (up to 90 s: the parallel lane runs at the lowest priority, and on a busy machine may
  * start late): were the lanes run one after the other, those waits would run out and fail.
  */
+
 t.setTimeout(600_000)
 const script = join(PROJECT_ROOT, 'scripts/test-group.mjs')
 const ours = parse(readFileSync(join(PROJECT_ROOT, '.taprc'), 'utf8')) as { plugin: string[] }
